@@ -1,0 +1,83 @@
+"""Run an ASGI app on a free loopback port inside the current event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+
+class LoopbackServer:
+    """Serve an ASGI app on ``127.0.0.1`` (port 0 picks a free one) until closed.
+
+    Usage::
+
+        async with LoopbackServer(app) as server:
+            print(server.url)  # "http://127.0.0.1:54321"
+    """
+
+    def __init__(self, app: Any, *, port: int = 0, ws_max_size: int = 16 * 1024 * 1024) -> None:
+        self._app = app
+        self._requested_port = port
+        self._ws_max_size = ws_max_size
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base HTTP URL of the running server, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL of the running server, without a trailing slash."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Bind the socket and start serving; returns once the server accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._requested_port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            lifespan="off",
+            ws_max_size=self._ws_max_size,
+        )
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        """Stop serving and wait for open connections to close."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, timeout=5)
+        except asyncio.TimeoutError:
+            self._server.force_exit = True
+            await self._task
+        self._server = None
+        self._task = None
+
+    async def __aenter__(self) -> "LoopbackServer":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
