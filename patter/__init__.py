@@ -1,0 +1,38 @@
+"""Patter: an AI voice agent on a real phone line, on the Pipecat engine.
+
+Quick start::
+
+    from patter import Patter
+    phone = Patter(twilio_sid=..., twilio_token=..., openai_key=...,
+                   phone_number="+15550001234", webhook_url="https://abc.ngrok.app")
+    agent = phone.agent(system_prompt="You are a friendly receptionist.")
+    await phone.serve(agent)
+"""
+
+import os as _os
+
+# In a source checkout, processors/ and transports/ sit beside patter/ (pyproject maps them
+# to patter.processors and patter.transports for wheels and editable installs). When the
+# checkout itself is on sys.path (python -m pytest, scripts run from the root), let the
+# import system find them there too.
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "processors")):
+    __path__.append(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+
+from patter.agent import Agent, Tool  # noqa: E402
+from patter.client import Patter  # noqa: E402
+from patter.errors import PatterConfigError, PatterError, TwilioError  # noqa: E402
+from patter.events import Event  # noqa: E402
+from patter.pipeline import CallPipeline  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "CallPipeline",
+    "Event",
+    "Patter",
+    "PatterConfigError",
+    "PatterError",
+    "Tool",
+    "TwilioError",
+]

@@ -1,0 +1,115 @@
+"""Every Pipecat name Patter uses, imported in one place (pinned: pipecat-ai 1.14.0).
+
+A Pipecat upgrade should only touch this module and ``patter/vendors.py``. Vendor
+services are imported lazily in ``vendors.py`` so a missing extra fails with a fix.
+"""
+
+from __future__ import annotations
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pcm
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    DataFrame,
+    EndFrame,
+    Frame,
+    FunctionCallResultProperties,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
+    LLMTextFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+    SystemFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStartedFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.transports.base_input import BaseInputTransport
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.turns.user_start.transcription_user_turn_start_strategy import (
+    TranscriptionUserTurnStartStrategy,
+)
+from pipecat.turns.user_start.vad_user_turn_start_strategy import VADUserTurnStartStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+__all__ = [
+    "BaseInputTransport",
+    "BaseOutputTransport",
+    "BaseTransport",
+    "BotStartedSpeakingFrame",
+    "BotStoppedSpeakingFrame",
+    "CancelFrame",
+    "DataFrame",
+    "EndFrame",
+    "Frame",
+    "FrameDirection",
+    "FrameProcessor",
+    "FunctionCallParams",
+    "FunctionCallResultProperties",
+    "FunctionSchema",
+    "InputAudioRawFrame",
+    "InputDTMFFrame",
+    "InterruptionFrame",
+    "KeypadEntry",
+    "LLMContext",
+    "LLMContextAggregatorPair",
+    "LLMFullResponseEndFrame",
+    "LLMFullResponseStartFrame",
+    "LLMMessagesAppendFrame",
+    "LLMService",
+    "LLMTextFrame",
+    "LLMUserAggregatorParams",
+    "OutputAudioRawFrame",
+    "Pipeline",
+    "PipelineParams",
+    "PipelineWorker",
+    "STTService",
+    "SileroVADAnalyzer",
+    "StartFrame",
+    "SystemFrame",
+    "TTSAudioRawFrame",
+    "TTSService",
+    "TTSSpeakFrame",
+    "TTSStartedFrame",
+    "TTSTextFrame",
+    "ToolsSchema",
+    "TranscriptionFrame",
+    "TranscriptionUserTurnStartStrategy",
+    "TransportParams",
+    "UserStartedSpeakingFrame",
+    "UserStoppedSpeakingFrame",
+    "UserTurnStrategies",
+    "VADParams",
+    "VADUserTurnStartStrategy",
+    "WorkerRunner",
+    "create_stream_resampler",
+    "pcm_to_ulaw",
+    "ulaw_to_pcm",
+]

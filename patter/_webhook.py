@@ -1,0 +1,56 @@
+"""Reading a Twilio webhook safely: size cap, form parsing, signature, field checks."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from patter._log import get_logger
+from patter.security import WebhookVerifier
+
+logger = get_logger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+PHONE = re.compile(r"^(\+[1-9]\d{6,14}|client:[\w.-]{1,64}|sip:[^\s]{1,200}|anonymous|)$", re.I)
+
+
+class WebhookRejected(Exception):
+    """The request is not a valid, signed Twilio webhook; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+async def read_signed_form(request: Request, verifier: WebhookVerifier) -> dict[str, str]:
+    """The form fields of a signed Twilio POST, or ``WebhookRejected`` (400/403/413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise WebhookRejected(413, "body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise WebhookRejected(413, "body too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "body is not UTF-8 form data") from None
+    form = dict(pairs)
+    signature = request.headers.get("x-twilio-signature")
+    if not verifier.verify(request.url.path, request.url.query, form, signature):
+        raise WebhookRejected(403, "missing or invalid X-Twilio-Signature")
+    return form
+
+
+def require_call_fields(form: dict[str, str], *, numbers: bool) -> None:
+    """Check CallSid (and From/To when ``numbers``) have Twilio's shapes, else 400."""
+    if not CALL_SID.match(form.get("CallSid", "")):
+        raise WebhookRejected(400, "CallSid missing or malformed")
+    if numbers:
+        for name in ("From", "To"):
+            if not PHONE.match(form.get(name, "")):
+                raise WebhookRejected(400, f"{name} is not a phone number")

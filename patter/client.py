@@ -1,0 +1,236 @@
+"""``Patter``: settings, ``agent()``, ``serve()`` and ``call()`` — the public entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import uvicorn
+
+from patter import _validate
+from patter._callbacks import Callback, Callbacks
+from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
+from patter._render import SpeechCache
+from patter.agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
+from patter.errors import PatterConfigError
+from patter.security import MediaTokens, WebhookVerifier
+from patter.server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
+from patter.transports.twilio_rest import TwilioRest
+from patter.vendors import STT_VENDORS, TTS_VENDORS, VendorKeys, check_choice, make_tts
+
+logger = get_logger(__name__)
+
+DEFAULT_MAX_CALLS = 20
+DEFAULT_MAX_CALL_DURATION_S = 3600.0
+
+
+class Patter:
+    """An AI voice agent on a Twilio phone number.
+
+    Args:
+        twilio_sid: Twilio Account SID (``AC…``).
+        twilio_token: Twilio Auth Token (also the key that signs Twilio's webhooks).
+        openai_key: OpenAI API key (STT, LLM and TTS by default).
+        phone_number: Your Twilio number, E.164 (``+15550001234``).
+        webhook_url: Public base URL of this server (e.g. an ngrok URL).
+        deepgram_key / elevenlabs_key: Keys for ``stt="deepgram"`` / ``tts="elevenlabs"``.
+        stt / tts / llm: Vendor name or a ready Pipecat service; defaults to OpenAI.
+        twilio_base_url / openai_base_url / deepgram_base_url / elevenlabs_base_url:
+            Endpoint overrides (also read from ``TWILIO_BASE_URL``, ``OPENAI_BASE_URL``,
+            ``DEEPGRAM_BASE_URL``, ``ELEVENLABS_BASE_URL``).
+        server_secret: Key that signs per-call media tokens; share it between instances
+            behind one number (``PATTER_SERVER_SECRET``). Generated at start if unset.
+    """
+
+    def __init__(
+        self,
+        twilio_sid: str | None = None,
+        twilio_token: str | None = None,
+        openai_key: str | None = None,
+        phone_number: str | None = None,
+        webhook_url: str | None = None,
+        *,
+        deepgram_key: str | None = None,
+        elevenlabs_key: str | None = None,
+        stt: Any = None,
+        tts: Any = None,
+        llm: Any = None,
+        twilio_base_url: str | None = None,
+        openai_base_url: str | None = None,
+        deepgram_base_url: str | None = None,
+        elevenlabs_base_url: str | None = None,
+        server_secret: str | None = None,
+    ) -> None:
+        self.twilio_sid = _validate.account_sid(_validate.required(twilio_sid, "twilio_sid"))
+        self._twilio_token = _validate.required(twilio_token, "twilio_token")
+        self.phone_number = _validate.e164(_validate.required(phone_number, "phone_number"), "phone_number")
+        self.webhook_url = _validate.http_url(
+            _validate.required(webhook_url, "webhook_url"), "webhook_url", allow_path_file=False
+        )
+        self.keys = VendorKeys(
+            openai_key=openai_key or None,
+            deepgram_key=deepgram_key or None,
+            elevenlabs_key=elevenlabs_key or None,
+            openai_base_url=_override(openai_base_url, "OPENAI_BASE_URL", "openai_base_url"),
+            deepgram_base_url=_override(deepgram_base_url, "DEEPGRAM_BASE_URL", "deepgram_base_url"),
+            elevenlabs_base_url=_override(
+                elevenlabs_base_url, "ELEVENLABS_BASE_URL", "elevenlabs_base_url"
+            ),
+        )
+        self.twilio_base_url = _override(twilio_base_url, "TWILIO_BASE_URL", "twilio_base_url")
+        check_choice(stt, "stt", STT_VENDORS, self.keys)
+        check_choice(tts, "tts", TTS_VENDORS, self.keys)
+        self.stt, self.tts, self.llm = stt, tts, llm
+        if llm is None and not self.keys.openai_key:
+            raise PatterConfigError(
+                "openai_key is missing: pass Patter(openai_key=...) (the LLM is OpenAI unless "
+                "you pass llm=<a Pipecat LLM service>)."
+            )
+        self._server_secret = server_secret or os.environ.get("PATTER_SERVER_SECRET") or None
+        for secret in (self._twilio_token, openai_key, deepgram_key, elevenlabs_key, server_secret):
+            register_secret(secret)
+        self._speech_cache = SpeechCache()
+        self._server: PatterServer | None = None
+        self._serving = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"Patter(twilio_sid={self.twilio_sid[:6]}…, phone_number={mask_number(self.phone_number)}, "
+            f"webhook_url={self.webhook_url!r})"
+        )
+
+    # ----- agent ----------------------------------------------------------------------
+
+    def agent(
+        self,
+        system_prompt: str,
+        voice: str = "nova",
+        first_message: str = "",
+        variables: Mapping[str, Any] | None = None,
+        model: str = DEFAULT_MODEL,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        stt: Any = None,
+        tts: Any = None,
+        *,
+        disclosure: str = DEFAULT_DISCLOSURE,
+        transfer_allowlist: Sequence[str] | None = None,
+        hold_music_url: str | None = None,
+        customize_pipeline: Callable[[Any], None] | None = None,
+    ) -> Agent:
+        """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
+
+        ``disclosure`` customises the AI disclosure's wording (it cannot be empty).
+        ``transfer_allowlist`` adds numbers ``transfer_call`` may dial, beyond those
+        written in the system prompt. ``customize_pipeline(pipeline)`` may insert, replace
+        or reorder processors of each call (see ``patter.CallPipeline``).
+        """
+        check_choice(stt, "agent(stt=...)", STT_VENDORS, self.keys)
+        check_choice(tts, "agent(tts=...)", TTS_VENDORS, self.keys)
+        return build_agent(
+            system_prompt,
+            voice=voice,
+            first_message=first_message,
+            variables=variables,
+            model=model,
+            tools=tools,
+            stt=stt if stt is not None else self.stt,
+            tts=tts if tts is not None else self.tts,
+            disclosure=disclosure,
+            transfer_allowlist=transfer_allowlist,
+            hold_music_url=hold_music_url,
+            customize_pipeline=customize_pipeline,
+        )
+
+    # ----- serving --------------------------------------------------------------------
+
+    async def serve(
+        self,
+        agent: Agent,
+        port: int = 8000,
+        recording: bool = False,
+        voicemail_message: str = "",
+        on_call_start: Callback | None = None,
+        on_call_end: Callback | None = None,
+        on_transcript: Callback | None = None,
+        on_message: Callback | None = None,
+        *,
+        on_recording: Callback | None = None,
+        max_calls: int = DEFAULT_MAX_CALLS,
+        max_call_duration_s: float | None = DEFAULT_MAX_CALL_DURATION_S,
+        host: str = "0.0.0.0",
+    ) -> None:
+        """Answer calls to ``phone_number`` with ``agent`` until cancelled (Ctrl-C ends cleanly).
+
+        Points the number's voice webhook at ``webhook_url`` through Twilio's REST API,
+        then serves the signed webhooks and media streams on ``host:port``.
+        """
+        if not isinstance(agent, Agent):
+            raise PatterConfigError("serve(agent=...) needs the object returned by phone.agent(...).")
+        if max_calls < 1:
+            raise PatterConfigError("serve(max_calls=...) must be at least 1.")
+        bridge_pipecat_logs()
+        callbacks = Callbacks(on_call_start, on_call_end, on_transcript, on_message, on_recording)
+        rest = TwilioRest(self.twilio_sid, self._twilio_token, base_url=self.twilio_base_url)
+        server = PatterServer(
+            ServerConfig(
+                public_url=self.webhook_url,
+                phone_number=self.phone_number,
+                agent=agent,
+                keys=self.keys,
+                callbacks=callbacks,
+                max_calls=max_calls,
+                max_duration_s=max_call_duration_s,
+            ),
+            rest=rest,
+            verifier=WebhookVerifier(self._twilio_token, self.webhook_url),
+            tokens=MediaTokens(self._server_secret),
+            disclosure_audio=self.disclosure_audio,
+        )
+        server.recording = recording  # type: ignore[attr-defined]
+        server.voicemail_message = voicemail_message  # type: ignore[attr-defined]
+        uv = uvicorn.Server(
+            uvicorn.Config(server.app, host=host, port=port, log_level="warning", lifespan="off",
+                           ws_max_size=server.config.max_message_bytes)
+        )
+        uv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        try:
+            await self.disclosure_audio(agent)
+            await rest.point_number_at(
+                self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
+            )
+            serving = asyncio.create_task(uv.serve())
+            while not uv.started and not serving.done():
+                await asyncio.sleep(0.01)
+            if serving.done():
+                serving.result()
+                raise PatterConfigError(f"the server could not start on {host}:{port}")
+            self._server = server
+            self._serving.set()
+            logger.info("serving", extra={"port": port})
+            await serving
+        finally:
+            self._serving.clear()
+            self._server = None
+            await server.end_all_calls()
+            uv.should_exit = True
+            await rest.close()
+
+    async def wait_until_serving(self, timeout_s: float = 30.0) -> None:
+        """Wait until ``serve()`` accepts calls (useful in tests and scripts)."""
+        await asyncio.wait_for(self._serving.wait(), timeout_s)
+
+    async def disclosure_audio(self, agent: Agent) -> bytes:
+        """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached."""
+        vendor = agent.tts if isinstance(agent.tts, str) else ("openai" if agent.tts is None else "custom")
+        key = SpeechCache.key(vendor, agent.voice, agent.disclosure)
+        cached = self._speech_cache.peek(key)
+        if cached is not None:
+            return cached
+        return await self._speech_cache.get(key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure)
+
+
+def _override(value: str | None, env: str, setting: str) -> str | None:
+    chosen = value or os.environ.get(env) or None
+    return _validate.http_url(chosen, setting) if chosen else None

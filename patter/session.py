@@ -1,0 +1,350 @@
+"""One phone call: its processor chain, history, callbacks and REST actions.
+
+The session is the only place that knows the whole call. Whatever fails, ``run()``
+delivers ``on_call_end`` exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from patter._callbacks import Callbacks, fire
+from patter._log import call_sid_var, get_logger, mask_number
+from patter._pipecat import (
+    EndFrame,
+    FunctionCallParams,
+    FunctionSchema,
+    LLMContext,
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+    Pipeline,
+    PipelineParams,
+    PipelineWorker,
+    SileroVADAnalyzer,
+    ToolsSchema,
+    TTSSpeakFrame,
+    VADParams,
+    WorkerRunner,
+)
+from patter._twiml import transfer_twiml
+from patter.agent import Agent, Tool
+from patter.events import Event, History
+from patter.pipeline import CallPipeline
+from patter.processors.call_control import CallControl
+from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
+from patter.processors.disclosure import AIDisclosure
+from patter.processors.dtmf import DtmfInjector, dtmf_text
+from patter.transports.media_stream import MediaStreamSocket
+from patter.transports.twilio_rest import TwilioRest
+from patter.transports.twilio_transport import TwilioMediaTransport
+from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
+
+logger = get_logger(__name__)
+
+PHONE_RATE_HZ = 8000
+END_GRACE_S = 5.0
+
+
+@dataclass
+class CallInfo:
+    """Who is on the call and how it was placed."""
+
+    call_sid: str
+    caller: str
+    callee: str
+    direction: str  # "inbound" | "outbound"
+    stream_sid: str = ""
+
+
+@dataclass
+class CallOptions:
+    """Per-call behaviour chosen by ``serve()`` / ``call()``."""
+
+    hold_music_url: str
+    caller_id: str
+    max_duration_s: float | None = None
+    min_barge_in_s: float = 0.25
+    hold_until_answered: bool = False
+    extra_end_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class CallSession:
+    """Runs one call's pipeline over an accepted Media Stream until the call ends."""
+
+    def __init__(
+        self,
+        *,
+        info: CallInfo,
+        agent: Agent,
+        keys: VendorKeys,
+        socket: MediaStreamSocket,
+        rest: TwilioRest,
+        callbacks: Callbacks,
+        disclosure_audio: bytes,
+        options: CallOptions,
+    ) -> None:
+        self.info = info
+        self.agent = agent
+        self.history = History()
+        self._keys = keys
+        self._socket = socket
+        self._rest = rest
+        self._callbacks = callbacks
+        self._options = options
+        self._started_at = time.monotonic()
+        self._ended = False
+        self.ended_by: str | None = None
+        self.transfer_to: str | None = None
+        self.end_fields: dict[str, Any] = {}
+        self._pending_heard_text = ""
+        self._answered = asyncio.Event()
+        if not options.hold_until_answered:
+            self._answered.set()
+        self.disclosure = AIDisclosure(disclosure_audio, start=self._answered)
+        self.control = CallControl(
+            allowlist=agent.transfer_allowlist,
+            on_transfer=self._transfer,
+            on_end_call=self._agent_hang_up,
+        )
+        self.transport = TwilioMediaTransport(
+            socket, on_stream_end=self._on_stream_end, on_interrupted=self._on_interrupted
+        )
+        self.context = LLMContext(
+            messages=[
+                {"role": "system", "content": agent.system_prompt},
+                {"role": "assistant", "content": agent.disclosure},
+            ],
+            tools=ToolsSchema(standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()),
+        )
+        self._worker: PipelineWorker | None = None
+
+    # ----- building -------------------------------------------------------------------
+
+    def build_pipeline(self) -> CallPipeline:
+        """The default chain of processors for this call (see ``patter.pipeline``)."""
+        stt = make_stt(self.agent.stt, self._keys)
+        tts = make_tts(self.agent.tts, self.agent.voice, self._keys)
+        llm = make_llm(None, self.agent.model, self._keys)
+        self.control.register(llm)
+        for tool in self.agent.tools:
+            llm.register_function(tool.name, _tool_handler(tool))
+        vad = SileroVADAnalyzer(
+            sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=self._options.min_barge_in_s)
+        )
+        aggregators = LLMContextAggregatorPair(
+            self.context, user_params=LLMUserAggregatorParams(vad_analyzer=vad)
+        )
+        user, assistant = aggregators.user(), aggregators.assistant()
+        user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
+        assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
+        return CallPipeline(
+            [
+                ("transport_in", self.transport.input()),
+                ("disclosure_gate", self.disclosure.gate()),
+                ("dtmf", DtmfInjector(on_digit=self._on_digit)),
+                ("stt", stt),
+                ("user_context", user),
+                ("llm", llm),
+                ("tts", tts),
+                ("disclosure_player", self.disclosure.player()),
+                ("transport_out", self.transport.output()),
+                ("checkpoints", PlayoutCheckpointProbe()),
+                ("assistant_context", assistant),
+            ]
+        )
+
+    # ----- running --------------------------------------------------------------------
+
+    async def run(self, pipeline: CallPipeline | None = None) -> None:
+        """Run the call to its end; ``on_call_end`` fires exactly once, whatever happened."""
+        call_sid_var.set(self.info.call_sid)
+        timer: asyncio.Task[None] | None = None
+        try:
+            pipeline = pipeline or self.build_pipeline()
+            if self.agent.customize_pipeline is not None:
+                self.agent.customize_pipeline(pipeline)
+            self._worker = PipelineWorker(
+                Pipeline(pipeline.processors()),
+                params=PipelineParams(
+                    audio_in_sample_rate=PHONE_RATE_HZ, audio_out_sample_rate=PHONE_RATE_HZ
+                ),
+                cancel_on_idle_timeout=False,
+                enable_rtvi=False,
+            )
+            self.history.add("assistant", self.agent.disclosure)
+            await fire(self._callbacks.on_call_start, self._event())
+            await fire(self._callbacks.on_message, self._event(text=self.agent.disclosure))
+            if self._answered.is_set():
+                await self._queue_first_message()
+            if self._options.max_duration_s:
+                timer = asyncio.create_task(self._limit_duration(self._options.max_duration_s))
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(self._worker)
+            await runner.run()
+        except asyncio.CancelledError:
+            self.ended_by = self.ended_by or "shutdown"
+            raise
+        except Exception:
+            logger.exception("call failed")
+            self.ended_by = self.ended_by or "error"
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await self._socket.close()
+            await self._finish()
+
+    async def answered(self, *, speak_first_message: bool = True) -> None:
+        """Release agent output held while an answering-machine check was pending."""
+        if self._answered.is_set():
+            return
+        self._answered.set()
+        if speak_first_message:
+            await self._queue_first_message()
+
+    async def say_then_hang_up(self, text: str) -> None:
+        """Speak ``text``, wait until it has been heard, then hang up (voicemail)."""
+        self._answered.set()
+        checkpoint = PlayoutCheckpointFrame(label="voicemail")
+        await self.queue(TTSSpeakFrame(text), checkpoint)
+        await checkpoint.reached.wait()
+        await self._agent_hang_up()
+
+    async def queue(self, *frames: Any) -> None:
+        """Queue frames at the head of the running pipeline."""
+        if self._worker is not None:
+            await self._worker.queue_frames(list(frames))
+
+    async def hang_up(self, ended_by: str) -> None:
+        """End the call through Twilio (the stream then stops and the pipeline ends)."""
+        self.ended_by = self.ended_by or ended_by
+        try:
+            await self._rest.hang_up(self.info.call_sid)
+        except Exception:
+            logger.exception("hang-up through the REST API failed; closing the stream")
+            await self._socket.close()
+
+    # ----- events from the chain ------------------------------------------------------
+
+    async def _queue_first_message(self) -> None:
+        if self.agent.first_message:
+            await self.queue(TTSSpeakFrame(self.agent.first_message))
+
+    async def _on_stream_end(self, reason: str) -> None:
+        self.ended_by = self.ended_by or ("caller" if reason == "stop" else "disconnect")
+        logger.info("media stream ended", extra={"reason": reason, "ended_by": self.ended_by})
+        if self._worker is None:
+            return
+        await self._worker.queue_frame(EndFrame())
+        asyncio.get_running_loop().call_later(END_GRACE_S, self._cancel_if_stuck)
+
+    def _cancel_if_stuck(self) -> None:
+        if self._worker is not None and not self._worker.has_finished():
+            asyncio.ensure_future(self._worker.cancel(reason="call ended"))
+
+    async def _on_interrupted(self, heard_text: str) -> None:
+        self._pending_heard_text = heard_text
+
+    async def _on_user_turn_stopped(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
+        text = (getattr(message, "content", "") or "").strip()
+        if text:
+            await self._add_user_entry(text)
+
+    async def _on_digit(self, digit: str) -> None:
+        await self._add_user_entry(dtmf_text(digit))
+
+    async def _add_user_entry(self, text: str) -> None:
+        self.history.add("user", text)
+        await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
+
+    async def _on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
+        text = (message.content or "").strip()
+        partial, self._pending_heard_text = self._pending_heard_text, ""
+        if message.interrupted and partial:
+            self._append_heard_partial(text, partial)
+            text = f"{text} {partial}".strip()
+        if text:
+            self.history.add("assistant", text)
+            await fire(self._callbacks.on_message, self._event(text=text, role="assistant"))
+
+    def _append_heard_partial(self, committed: str, partial: str) -> None:
+        """Make the LLM context end with exactly what the caller heard of the cut turn."""
+        messages = self.context.get_messages()
+        last = messages[-1] if messages else None
+        if committed and isinstance(last, dict) and last.get("role") == "assistant":
+            last["content"] = f"{committed} {partial}"
+        else:
+            self.context.add_message({"role": "assistant", "content": partial})
+
+    # ----- actions ----------------------------------------------------------------------
+
+    async def _transfer(self, number: str, reason: str) -> None:
+        self.ended_by = "transfer"
+        self.transfer_to = number
+        twiml = transfer_twiml(number, caller_id=self._options.caller_id,
+                               hold_music_url=self.agent.hold_music_url or self._options.hold_music_url)
+        logger.info("transfer", extra={"to": mask_number(number), "reason": reason[:200]})
+        if not await self._rest.redirect(self.info.call_sid, twiml):
+            logger.info("transfer skipped: call already ended")
+
+    async def _agent_hang_up(self) -> None:
+        await self.hang_up("agent")
+
+    async def _limit_duration(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        logger.info("maximum call duration reached", extra={"seconds": seconds})
+        await self.hang_up("max_duration")
+
+    # ----- ending -------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        history = self.history.snapshot()
+        event = self._event(
+            transcript=history,
+            duration=round(time.monotonic() - self._started_at, 3),
+            ended_by=self.ended_by or "caller",
+            transfer_to=self.transfer_to,
+            **self.end_fields,
+        )
+        logger.info("call ended", extra={"ended_by": event["ended_by"]})
+        await fire(self._callbacks.on_call_end, event)
+
+    def _event(self, **fields: Any) -> Event:
+        base = {
+            "call_sid": self.info.call_sid,
+            "caller": self.info.caller,
+            "callee": self.info.callee,
+            "direction": self.info.direction,
+            "history": self.history.snapshot(),
+        }
+        base.update(fields)
+        return Event(**base)
+
+
+def _schema(tool: Tool) -> FunctionSchema:
+    parameters = dict(tool.parameters)
+    return FunctionSchema(
+        name=tool.name,
+        description=tool.description,
+        properties=dict(parameters.get("properties", {})),
+        required=list(parameters.get("required", [])),
+    )
+
+
+def _tool_handler(tool: Tool) -> Any:
+    async def handler(params: FunctionCallParams) -> None:
+        try:
+            result = tool.handler(**dict(params.arguments))
+            if asyncio.iscoroutine(result):
+                result = await result
+        except Exception as exc:
+            logger.exception("tool raised", extra={"tool": tool.name})
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        await params.result_callback(result)
+
+    return handler

@@ -1,0 +1,104 @@
+"""Vendor registry: a config name ("openai", "deepgram", "elevenlabs") → a Pipecat service.
+
+Keys and base URLs come from ``Settings``; a ready Pipecat service object is used as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from patter._pipecat import LLMService, STTService, TTSService
+from patter.errors import PatterConfigError
+
+PHONE_RATE_HZ = 8000
+STT_VENDORS = ("openai", "deepgram")
+TTS_VENDORS = ("openai", "elevenlabs")
+ELEVENLABS_DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", ElevenLabs' default voice
+
+
+@dataclass(frozen=True)
+class VendorKeys:
+    """API keys and endpoint overrides for every vendor (None = not configured)."""
+
+    openai_key: str | None
+    deepgram_key: str | None
+    elevenlabs_key: str | None
+    openai_base_url: str | None
+    deepgram_base_url: str | None
+    elevenlabs_base_url: str | None
+
+
+def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorKeys) -> None:
+    """Raise at construction if ``choice`` names an unknown vendor or one without a key."""
+    if choice is None or not isinstance(choice, str):
+        if choice is not None and not isinstance(choice, (STTService, TTSService, LLMService)):
+            raise PatterConfigError(
+                f"{kind} must be one of {', '.join(vendors)} or a Pipecat service object; "
+                f"got {type(choice).__name__}."
+            )
+        return
+    if choice not in vendors:
+        raise PatterConfigError(f"{kind}={choice!r} is not supported; choose one of {', '.join(vendors)}.")
+    key_setting = {"openai": "openai_key", "deepgram": "deepgram_key", "elevenlabs": "elevenlabs_key"}[choice]
+    if not getattr(keys, key_setting):
+        env = key_setting.upper().replace("_KEY", "_API_KEY")
+        raise PatterConfigError(
+            f"{kind}={choice!r} needs an API key: pass Patter({key_setting}=...) or set {env}."
+        )
+
+
+def make_stt(choice: Any, keys: VendorKeys) -> STTService:
+    """Build the speech-to-text service for ``choice`` (default: OpenAI)."""
+    if isinstance(choice, STTService):
+        return choice
+    if choice in (None, "openai"):
+        from pipecat.services.openai.stt import OpenAISTTService
+
+        return OpenAISTTService(api_key=keys.openai_key, base_url=keys.openai_base_url)
+    from pipecat.services.deepgram.stt import DeepgramSTTService
+
+    kwargs: dict[str, Any] = {"api_key": keys.deepgram_key, "sample_rate": PHONE_RATE_HZ}
+    if keys.deepgram_base_url:
+        kwargs["base_url"] = keys.deepgram_base_url
+    return DeepgramSTTService(**kwargs)
+
+
+def make_tts(choice: Any, voice: str, keys: VendorKeys) -> TTSService:
+    """Build the text-to-speech service for ``choice`` (default: OpenAI, 24 kHz resampled once)."""
+    if isinstance(choice, TTSService):
+        return choice
+    if choice in (None, "openai"):
+        from pipecat.services.openai.tts import OpenAITTSService
+
+        return OpenAITTSService(
+            api_key=keys.openai_key,
+            base_url=keys.openai_base_url,
+            sample_rate=24000,
+            settings=OpenAITTSService.Settings(voice=voice),
+        )
+    from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+
+    kwargs: dict[str, Any] = {
+        "api_key": keys.elevenlabs_key,
+        "voice_id": voice if voice and voice != "nova" else ELEVENLABS_DEFAULT_VOICE,
+        "sample_rate": PHONE_RATE_HZ,
+    }
+    if keys.elevenlabs_base_url:
+        kwargs["url"] = keys.elevenlabs_base_url
+    return ElevenLabsTTSService(**kwargs)
+
+
+def make_llm(choice: Any, model: str, keys: VendorKeys) -> LLMService:
+    """Build the LLM service (OpenAI chat completions unless a service object is given)."""
+    if isinstance(choice, LLMService):
+        return choice
+    from pipecat.services.openai.llm import OpenAILLMService
+
+    return OpenAILLMService(
+        api_key=keys.openai_key,
+        base_url=keys.openai_base_url,
+        settings=OpenAILLMService.Settings(model=model),
+    )
+
+

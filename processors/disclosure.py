@@ -1,0 +1,134 @@
+"""The AI disclosure: played first on every call, never interrupted, caller input held meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from patter._log import get_logger
+from patter._pipecat import (
+    Frame,
+    FrameDirection,
+    FrameProcessor,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    StartFrame,
+    TTSAudioRawFrame,
+)
+from patter.processors.checkpoint import PlayoutCheckpointFrame
+
+logger = get_logger(__name__)
+
+MAX_HELD_FRAMES = 3000  # 60 s of 20 ms caller frames: a bound, far above any disclosure
+
+
+class AIDisclosure:
+    """Two cooperating processors around one disclosure recording.
+
+    ``player()`` (right before the transport output) plays the disclosure first, as
+    uninterruptible audio, followed by a ``PlayoutCheckpointFrame`` (a
+    ``PlayoutCheckpointProbe`` after the output resolves it once the caller has heard
+    it). ``gate()`` (right after the transport input) holds caller audio and keypresses
+    until then and releases them in order: nothing the caller said is lost.
+
+    Args:
+        audio: 16-bit mono PCM of the disclosure.
+        sample_rate_hz: Rate of ``audio``.
+        start: If given, the disclosure waits for this event (e.g. until an answering
+            machine check says who answered); caller input stays held meanwhile.
+    """
+
+    def __init__(
+        self, audio: bytes, *, sample_rate_hz: int = 8000, start: asyncio.Event | None = None
+    ) -> None:
+        if not audio:
+            raise ValueError("the AI disclosure audio is empty; render the disclosure text first")
+        self.audio = audio
+        self.sample_rate_hz = sample_rate_hz
+        self.checkpoint = PlayoutCheckpointFrame(label="disclosure")
+        if start is None:
+            start = asyncio.Event()
+            start.set()
+        self.start = start
+        self._gate = _DisclosureGate(self)
+        self._player = _DisclosurePlayer(self)
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set once the caller has heard the whole disclosure."""
+        return self.checkpoint.reached
+
+    def gate(self) -> FrameProcessor:
+        """Holds caller input while the disclosure plays."""
+        return self._gate
+
+    def player(self) -> FrameProcessor:
+        """Plays the disclosure before anything else the agent says."""
+        return self._player
+
+
+class _DisclosureGate(FrameProcessor):
+    def __init__(self, disclosure: AIDisclosure, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._disclosure = disclosure
+        self._held: deque[Frame] = deque()
+        self._release_task: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame) and self._release_task is None:
+            self._release_task = self.create_task(self._release_when_heard())
+        held_type = isinstance(frame, (InputAudioRawFrame, InputDTMFFrame))
+        if held_type and direction == FrameDirection.DOWNSTREAM and not self._disclosure.finished.is_set():
+            if len(self._held) >= MAX_HELD_FRAMES:
+                self._held.popleft()
+                logger.warning("caller input held too long during the disclosure; oldest dropped")
+            self._held.append(frame)
+            return
+        await self.push_frame(frame, direction)
+
+    async def _release_when_heard(self) -> None:
+        await self._disclosure.finished.wait()
+        while self._held:
+            await self.push_frame(self._held.popleft())
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        if self._release_task is not None:
+            await self.cancel_task(self._release_task)
+
+
+class _DisclosurePlayer(FrameProcessor):
+    def __init__(self, disclosure: AIDisclosure, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._disclosure = disclosure
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            if self._disclosure.start.is_set():
+                await self._play()
+            else:
+                self._waiting = self.create_task(self._play_when_started())
+
+    async def _play_when_started(self) -> None:
+        await self._disclosure.start.wait()
+        await self._play()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        if self._waiting is not None:
+            await self.cancel_task(self._waiting)
+
+    async def _play(self) -> None:
+        audio = TTSAudioRawFrame(
+            audio=self._disclosure.audio,
+            sample_rate=self._disclosure.sample_rate_hz,
+            num_channels=1,
+        )
+        audio.interruptible = False
+        await self.push_frame(audio)
+        await self.push_frame(self._disclosure.checkpoint)

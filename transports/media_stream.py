@@ -1,0 +1,135 @@
+"""The Twilio Media Streams WebSocket: message framing, size caps and the start handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from patter._log import get_logger
+
+logger = get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+START_TIMEOUT_S = 5.0
+
+
+class StreamRejected(Exception):
+    """The peer broke the Media Streams protocol; the socket must be closed."""
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """What Twilio's ``start`` message says about the stream."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+class MediaStreamSocket:
+    """One Media Streams WebSocket: JSON text frames in and out, with a size cap.
+
+    Binary frames, non-JSON text and messages over ``max_message_bytes`` raise
+    ``StreamRejected``; a disconnect makes ``receive`` return ``None``.
+    """
+
+    def __init__(self, websocket: WebSocket, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self._ws = websocket
+        self._max = max_message_bytes
+        self.stream_sid = ""
+        self._send_lock = asyncio.Lock()
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next message as a dict, or ``None`` once the peer has gone."""
+        try:
+            message = await self._ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is None:
+            raise StreamRejected("binary frame")
+        if len(text) > self._max:
+            raise StreamRejected(f"message of {len(text)} bytes over the {self._max}-byte cap")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise StreamRejected("non-JSON text frame") from None
+        if not isinstance(parsed, dict):
+            raise StreamRejected("JSON message is not an object")
+        return parsed
+
+    async def read_start(self, timeout_s: float = START_TIMEOUT_S) -> StreamStart:
+        """Read ``connected`` (optional) then ``start``, within ``timeout_s`` in all."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    message = await self.receive()
+                    if message is None:
+                        raise StreamRejected("closed before start")
+                    event = message.get("event")
+                    if event == "connected":
+                        continue
+                    if event != "start":
+                        raise StreamRejected(f"{str(event)[:20]!r} before start")
+                    return _parse_start(message)
+        except TimeoutError:
+            raise StreamRejected(f"no start within {timeout_s:g} s") from None
+
+    async def send(self, message: dict[str, Any]) -> bool:
+        """Send one message; False if the socket is gone."""
+        if self._ws.application_state != WebSocketState.CONNECTED:
+            return False
+        try:
+            async with self._send_lock:
+                await self._ws.send_text(json.dumps(message, separators=(",", ":")))
+        except Exception:  # the peer vanished mid-send; the receive loop reports the hang-up
+            return False
+        return True
+
+    async def send_media(self, payload_b64: str) -> bool:
+        """Send agent audio (base64 mu-law)."""
+        return await self.send(
+            {"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload_b64}}
+        )
+
+    async def send_mark(self, name: str) -> bool:
+        """Ask Twilio to echo ``name`` once the audio sent so far has played."""
+        return await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+
+    async def send_clear(self) -> bool:
+        """Ask Twilio to drop the agent audio it has buffered."""
+        return await self.send({"event": "clear", "streamSid": self.stream_sid})
+
+    async def close(self, code: int = 1000) -> None:
+        """Close the socket (no-op if already closed)."""
+        if self._ws.application_state == WebSocketState.CONNECTED:
+            try:
+                await self._ws.close(code)
+            except Exception:  # already closing from the other side
+                pass
+
+
+def _parse_start(message: dict[str, Any]) -> StreamStart:
+    start = message.get("start")
+    if not isinstance(start, dict):
+        raise StreamRejected("start without a start object")
+    params = start.get("customParameters") or {}
+    if not isinstance(params, dict):
+        raise StreamRejected("customParameters is not an object")
+    stream_sid = start.get("streamSid") or message.get("streamSid")
+    call_sid = start.get("callSid")
+    if not isinstance(stream_sid, str) or not isinstance(call_sid, str):
+        raise StreamRejected("start without streamSid or callSid")
+    return StreamStart(
+        stream_sid=stream_sid,
+        call_sid=call_sid,
+        account_sid=str(start.get("accountSid", "")),
+        custom_parameters={str(k): str(v) for k, v in params.items()},
+    )

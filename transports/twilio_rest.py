@@ -1,0 +1,105 @@
+"""Twilio REST actions on numbers and live calls, through the official ``twilio`` SDK.
+
+The API host can be overridden (``base_url``) — how tests reach the fake Twilio, and how
+a user reaches a Twilio-compatible endpoint in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from patter._log import get_logger, mask_number, redact
+from patter.errors import PatterConfigError, TwilioError
+
+logger = get_logger(__name__)
+
+CALL_ALREADY_ENDED = 20404
+
+
+class TwilioRest:
+    """The REST calls Patter makes: configure the number, place, redirect, end and record calls."""
+
+    def __init__(self, account_sid: str, auth_token: str, *, base_url: str | None = None,
+                 timeout_s: float = 10.0) -> None:
+        self._http = AsyncTwilioHttpClient(timeout=timeout_s)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        if base_url:
+            self._client.api.base_url = base_url.rstrip("/")
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._http.close()
+
+    async def point_number_at(self, phone_number: str, voice_url: str, status_url: str) -> str:
+        """Set the number's voice webhook to ``voice_url``; returns the number's SID."""
+        numbers = await self._call(
+            self._client.incoming_phone_numbers.list_async(phone_number=phone_number, limit=1)
+        )
+        if not numbers:
+            raise PatterConfigError(
+                f"phone_number {mask_number(phone_number)} is not on this Twilio account: buy or "
+                "port it in the Twilio Console, or fix Patter(phone_number=...)."
+            )
+        number = numbers[0]
+        await self._call(
+            self._client.incoming_phone_numbers(number.sid).update_async(
+                voice_url=voice_url, voice_method="POST",
+                status_callback=status_url, status_callback_method="POST",
+            )
+        )
+        return str(number.sid)
+
+    async def create_call(self, params: Mapping[str, Any]) -> str:
+        """Place an outbound call (Calls.json); returns the CallSid."""
+        call = await self._call(self._client.calls.create_async(**params))
+        return str(call.sid)
+
+    async def redirect(self, call_sid: str, twiml: str) -> bool:
+        """Replace the live call's TwiML; False if the call already ended (20404)."""
+        return await self._update(call_sid, twiml=twiml)
+
+    async def hang_up(self, call_sid: str) -> bool:
+        """End the call; False if it already ended (not an error)."""
+        return await self._update(call_sid, status="completed")
+
+    async def start_recording(self, call_sid: str, status_callback: str) -> tuple[str, str]:
+        """Record both channels of the live call; returns (RecordingSid, recording URL)."""
+        recording = await self._call(
+            self._client.calls(call_sid).recordings.create_async(
+                recording_channels="dual",
+                recording_status_callback=status_callback,
+                recording_status_callback_event=["completed", "absent"],
+            )
+        )
+        uri = str(getattr(recording, "uri", "") or "")
+        url = f"{self._client.api.base_url}{uri.removesuffix('.json')}" if uri else ""
+        return str(recording.sid), url
+
+    async def _update(self, call_sid: str, **fields: Any) -> bool:
+        try:
+            await self._client.calls(call_sid).update_async(**fields)
+        except TwilioRestException as exc:
+            if exc.code == CALL_ALREADY_ENDED or exc.status == 404:
+                logger.info("call already ended", extra={"call_sid": call_sid})
+                return False
+            raise _error(exc) from None
+        return True
+
+    @staticmethod
+    async def _call(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except TwilioRestException as exc:
+            raise _error(exc) from None
+
+
+def _error(exc: TwilioRestException) -> TwilioError:
+    message = redact(f"Twilio REST {exc.method} failed: HTTP {exc.status} code {exc.code}: {exc.msg}")
+    if exc.status == 401:
+        message += " — check Patter(twilio_sid=..., twilio_token=...)."
+    return TwilioError(message, status=exc.status, code=exc.code)
