@@ -40,20 +40,29 @@ def account_sid(value: str) -> str:
     return value
 
 
-def http_url(value: str, setting: str, *, allow_path_file: bool = True) -> str:
-    """Return ``value`` without a trailing slash if it is an http(s) URL with a host, else raise."""
+def http_url(
+    value: str,
+    setting: str,
+    *,
+    allow_path_file: bool = True,
+    schemes: tuple[str, ...] = ("http", "https"),
+) -> str:
+    """Return ``value`` without a trailing slash if it is a URL with a host, else raise."""
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in schemes or not parts.hostname:
+        wanted = " or ".join(f"{s}://" for s in schemes)
         raise PatterConfigError(
-            f"{setting} must be an http:// or https:// URL with a host, e.g. "
-            f"https://abc123.ngrok.app; got {value!r}."
+            f"{setting} must be a {wanted} URL with a host, e.g. "
+            f"{schemes[-1]}://abc123.example.com; got {value!r}."
         )
     if parts.query or parts.fragment:
-        raise PatterConfigError(f"{setting} must not have a query string or fragment; got {value!r}.")
+        raise PatterConfigError(
+            f"{setting} must not have a query string or fragment; got {value!r}."
+        )
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
     if not allow_path_file and "." in last:
         raise PatterConfigError(
-            f"{setting} must be the public base URL of this server (e.g. https://abc123.ngrok.app), "
-            f"not a file path; got {value!r}."
+            f"{setting} must be the public base URL of this server "
+            f"(e.g. https://abc123.ngrok.app), not a file path; got {value!r}."
         )
     return value.rstrip("/")

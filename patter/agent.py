@@ -52,6 +52,7 @@ class Agent:
     tools: tuple[Tool, ...]
     stt: Any
     tts: Any
+    llm: Any
     disclosure: str
     transfer_allowlist: frozenset[str]
     hold_music_url: str | None
@@ -102,6 +103,7 @@ def build_agent(
     tools: Sequence[Tool | Mapping[str, Any]] | None,
     stt: Any,
     tts: Any,
+    llm: Any,
     disclosure: str,
     transfer_allowlist: Sequence[str] | None,
     hold_music_url: str | None,
@@ -145,6 +147,7 @@ def build_agent(
         tools=coerced,
         stt=stt,
         tts=tts,
+        llm=llm,
         disclosure=disclosure.strip(),
         transfer_allowlist=frozenset(allow),
         hold_music_url=hold_music_url,

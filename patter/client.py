@@ -74,9 +74,11 @@ class Patter:
             deepgram_key=deepgram_key or None,
             elevenlabs_key=elevenlabs_key or None,
             openai_base_url=_override(openai_base_url, "OPENAI_BASE_URL", "openai_base_url"),
-            deepgram_base_url=_override(deepgram_base_url, "DEEPGRAM_BASE_URL", "deepgram_base_url"),
+            deepgram_base_url=_override(
+                deepgram_base_url, "DEEPGRAM_BASE_URL", "deepgram_base_url", websocket=True
+            ),
             elevenlabs_base_url=_override(
-                elevenlabs_base_url, "ELEVENLABS_BASE_URL", "elevenlabs_base_url"
+                elevenlabs_base_url, "ELEVENLABS_BASE_URL", "elevenlabs_base_url", websocket=True
             ),
         )
         self.twilio_base_url = _override(twilio_base_url, "TWILIO_BASE_URL", "twilio_base_url")
@@ -137,6 +139,7 @@ class Patter:
             tools=tools,
             stt=stt if stt is not None else self.stt,
             tts=tts if tts is not None else self.tts,
+            llm=self.llm,
             disclosure=disclosure,
             transfer_allowlist=transfer_allowlist,
             hold_music_url=hold_music_url,
@@ -231,6 +234,9 @@ class Patter:
         return await self._speech_cache.get(key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure)
 
 
-def _override(value: str | None, env: str, setting: str) -> str | None:
+def _override(value: str | None, env: str, setting: str, *, websocket: bool = False) -> str | None:
     chosen = value or os.environ.get(env) or None
-    return _validate.http_url(chosen, setting) if chosen else None
+    if not chosen:
+        return None
+    schemes = ("http", "https", "ws", "wss") if websocket else ("http", "https")
+    return _validate.http_url(chosen, setting, schemes=schemes)

@@ -113,10 +113,7 @@ class CallSession:
             socket, on_stream_end=self._on_stream_end, on_interrupted=self._on_interrupted
         )
         self.context = LLMContext(
-            messages=[
-                {"role": "system", "content": agent.system_prompt},
-                {"role": "assistant", "content": agent.disclosure},
-            ],
+            messages=[{"role": "assistant", "content": agent.disclosure}],
             tools=ToolsSchema(standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()),
         )
         self._worker: PipelineWorker | None = None
@@ -127,7 +124,7 @@ class CallSession:
         """The default chain of processors for this call (see ``patter.pipeline``)."""
         stt = make_stt(self.agent.stt, self._keys)
         tts = make_tts(self.agent.tts, self.agent.voice, self._keys)
-        llm = make_llm(None, self.agent.model, self._keys)
+        llm = make_llm(self.agent.llm, self.agent.model, self.agent.system_prompt, self._keys)
         self.control.register(llm)
         for tool in self.agent.tools:
             llm.register_function(tool.name, _tool_handler(tool))

@@ -79,26 +79,32 @@ def make_tts(choice: Any, voice: str, keys: VendorKeys) -> TTSService:
         )
     from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 
+    voice_id = voice if voice and voice != "nova" else ELEVENLABS_DEFAULT_VOICE
     kwargs: dict[str, Any] = {
         "api_key": keys.elevenlabs_key,
-        "voice_id": voice if voice and voice != "nova" else ELEVENLABS_DEFAULT_VOICE,
         "sample_rate": PHONE_RATE_HZ,
+        "settings": ElevenLabsTTSService.Settings(voice=voice_id),
     }
     if keys.elevenlabs_base_url:
         kwargs["url"] = keys.elevenlabs_base_url
     return ElevenLabsTTSService(**kwargs)
 
 
-def make_llm(choice: Any, model: str, keys: VendorKeys) -> LLMService:
-    """Build the LLM service (OpenAI chat completions unless a service object is given)."""
+def make_llm(choice: Any, model: str, system_prompt: str, keys: VendorKeys) -> LLMService:
+    """Build the LLM service (OpenAI chat completions unless a service object is given).
+
+    A service object given by the user is used as is; its system instruction is set to
+    the agent's prompt.
+    """
     if isinstance(choice, LLMService):
+        choice._settings.system_instruction = system_prompt
         return choice
     from pipecat.services.openai.llm import OpenAILLMService
 
     return OpenAILLMService(
         api_key=keys.openai_key,
         base_url=keys.openai_base_url,
-        settings=OpenAILLMService.Settings(model=model),
+        settings=OpenAILLMService.Settings(model=model, system_instruction=system_prompt),
     )
 
 

@@ -1,0 +1,15 @@
+"""Loopback test doubles for Patter: vendor fakes and test audio helpers."""
+
+from patter.testing.fake_deepgram import FakeDeepgram
+from patter.testing.fake_elevenlabs import FakeElevenLabs
+from patter.testing.fake_openai import FakeOpenAI
+from patter.testing.fake_twilio import FakeCall, FakeTwilio, OutboundScript
+
+__all__ = [
+    "FakeCall",
+    "FakeDeepgram",
+    "FakeElevenLabs",
+    "FakeOpenAI",
+    "FakeTwilio",
+    "OutboundScript",
+]

@@ -1,0 +1,29 @@
+# Each target sets up what it needs on a fresh machine: system packages, the virtualenv, Patter.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.patter-installed
+
+.PHONY: demo test lint bench system-deps
+
+demo: $(STAMP)  ## a full phone call against the loopback fakes: no account, no key
+	$(PY) -P -m patter.demo
+
+test: $(STAMP)  ## the test suite (fails when no test ran)
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check patter processors transports tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) -P benchmarks/run_all.py
+
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		echo "installing espeak-ng (test and demo speech)"; \
+		(apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; }
+
+$(STAMP): pyproject.toml | system-deps
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)

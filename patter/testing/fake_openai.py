@@ -1,0 +1,385 @@
+"""A loopback fake of the OpenAI HTTP API: chat completions, speech and transcriptions.
+
+Point any OpenAI client (or Pipecat's OpenAI services) at ``fake.base_url``::
+
+    async with FakeOpenAI(api_key="sk-test") as fake:
+        fake.reply_with("Hello there!")
+        fake.call_tool("get_weather", {"city": "Paris"})
+        llm = OpenAILLMService(api_key="sk-test", base_url=fake.base_url, ...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+import uuid
+import wave
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from patter.testing._fake_base import FakeService, public_headers
+from patter.testing.audio import synthesize_speech
+
+#: Sample rate of OpenAI's ``pcm`` speech output.
+OPENAI_TTS_RATE_HZ = 24000
+
+
+@dataclass
+class ToolCall:
+    """One function call the fake LLM makes; ``arguments`` is a dict or a raw JSON string."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as the JSON text the API sends."""
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments)
+
+
+@dataclass
+class Reply:
+    """What the fake LLM answers to one chat completion: text, tool calls, or both."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+#: A custom responder: ``(messages, tools) -> Reply`` (a plain ``str`` is taken as text).
+Responder = Callable[[list[dict[str, Any]], list[dict[str, Any]]], "Reply | str"]
+
+
+@dataclass
+class RecordedRequest:
+    """One HTTP request the fake received (credential headers removed)."""
+
+    method: str
+    path: str
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AudioUpload:
+    """Audio uploaded for transcription, decoded from its WAV container."""
+
+    pcm: bytes
+    sample_rate_hz: int
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a chat message whose content is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict)).strip()
+    return ""
+
+
+def echo_responder(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
+    """Default responder: ``"You said: <last user message>"``, or a fixed greeting."""
+    for message in reversed(messages):
+        if message.get("role") == "user" and message_text(message):
+            return Reply(text=f"You said: {message_text(message)}")
+    return Reply(text="Hello! How can I help you?")
+
+
+def _error(status: int, message: str, code: str | None = None,
+           type_: str = "invalid_request_error") -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Split a multipart/form-data body into (text fields, file fields) with the stdlib."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files[name] = payload
+        elif name in fields:  # repeated fields such as include[]
+            fields[name] += "," + payload.decode()
+        else:
+            fields[name] = payload.decode()
+    return fields, files
+
+
+class FakeOpenAI(FakeService):
+    """Fake of OpenAI's ``/v1/chat/completions``, ``/v1/audio/speech`` and
+    ``/v1/audio/transcriptions``.
+
+    Scripting:
+      * ``reply_with(text)`` / ``call_tool(name, args)`` queue chat replies, used in
+        order; with the queue empty ``responder(messages, tools)`` answers (by default
+        :func:`echo_responder`).
+      * ``transcripts``: texts the transcription endpoint returns, one per upload,
+        in order ("" once empty); or set ``transcriber = f(pcm, sample_rate) -> str``.
+      * ``chat_delay_s``, ``tts_delay_s``, ``transcribe_delay_s``: latency before answering.
+
+    Recording: ``requests`` (every request), ``chat_requests`` (chat bodies),
+    ``spoken`` (texts synthesised), ``transcribed_audio`` (:class:`AudioUpload` list).
+    Requests without ``Authorization: Bearer <api_key>`` get OpenAI's 401 error.
+    """
+
+    def __init__(self, api_key: str = "sk-test") -> None:
+        self.api_key = api_key
+        self.replies: list[Reply] = []
+        self.responder: Responder = echo_responder
+        self.transcripts: list[str] = []
+        self.transcriber: Callable[[bytes, int], str] | None = None
+        self.chat_delay_s = 0.0
+        self.tts_delay_s = 0.0
+        self.transcribe_delay_s = 0.0
+        self.requests: list[RecordedRequest] = []
+        self.spoken: list[str] = []
+        self.transcribed_audio: list[AudioUpload] = []
+        super().__init__(self._build_app())
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: the ``base_url`` OpenAI clients take."""
+        return f"{self.http_url}/v1"
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """Bodies of the chat completion requests received (``messages``, ``tools``, ...)."""
+        return [r.json for r in self.requests if r.path.endswith("/chat/completions") and r.json]
+
+    def reply_with(self, text: str) -> None:
+        """Queue a plain text answer for the next chat completion."""
+        self.replies.append(Reply(text=text))
+
+    def call_tool(self, name: str, arguments: dict[str, Any] | str | None = None,
+                  *, call_id: str | None = None) -> ToolCall:
+        """Queue a chat completion answer that calls tool ``name`` with ``arguments``."""
+        call = ToolCall(name=name, arguments=arguments if arguments is not None else {})
+        if call_id:
+            call.id = call_id
+        self.replies.append(Reply(tool_calls=[call]))
+        return call
+
+    def _next_reply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
+        if self.replies:
+            return self.replies.pop(0)
+        reply = self.responder(messages, tools)
+        return Reply(text=reply) if isinstance(reply, str) else reply
+
+    async def _record(self, request: Request, *, json_body: Any = None,
+                      form: dict[str, str] | None = None) -> None:
+        self.requests.append(RecordedRequest(
+            method=request.method, path=request.url.path, json=json_body,
+            form=form or {}, headers=public_headers(request.headers.items()),
+        ))
+        await self._changed()
+
+    def _auth_error(self, request: Request) -> JSONResponse | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            return _error(401, "You didn't provide an API key. You need to provide your API "
+                          "key in an Authorization header using Bearer auth.")
+        key = auth[7:].strip()
+        if key != self.api_key:
+            masked = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
+            return _error(401, f"Incorrect API key provided: {masked}.", "invalid_api_key")
+        return None
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+        app.post("/v1/chat/completions")(self._chat)
+        app.post("/v1/audio/speech")(self._speech)
+        app.post("/v1/audio/transcriptions")(self._transcriptions)
+        app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])(self._unknown)
+        return app
+
+    async def _unknown(self, request: Request, path: str) -> Response:
+        await self._record(request)
+        return self._auth_error(request) or _error(404, f"Unknown path /{path} (FakeOpenAI)")
+
+    async def _chat(self, request: Request) -> Response:
+        body = json.loads(await request.body() or b"{}")
+        await self._record(request, json_body=body)
+        if denied := self._auth_error(request):
+            return denied
+        messages = body.get("messages") or []
+        reply = self._next_reply(messages, body.get("tools") or [])
+        model = body.get("model", "gpt-4.1")
+        prompt_tokens = sum(len(message_text(m).split()) + 4 for m in messages)
+        usage = _usage(prompt_tokens, len(reply.text.split()) + 8 * len(reply.tool_calls))
+        if self.chat_delay_s:
+            await asyncio.sleep(self.chat_delay_s)
+        if not body.get("stream"):
+            return JSONResponse(_completion(reply, model, usage))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = _completion_chunks(reply, model, usage if include_usage else None)
+        return StreamingResponse(_sse(chunks), media_type="text/event-stream")
+
+    async def _speech(self, request: Request) -> Response:
+        body = json.loads(await request.body() or b"{}")
+        await self._record(request, json_body=body)
+        if denied := self._auth_error(request):
+            return denied
+        text = body.get("input") or ""
+        fmt = body.get("response_format", "mp3")
+        if fmt not in ("pcm", "wav"):
+            return _error(400, f"FakeOpenAI speaks only pcm and wav, not {fmt!r}",
+                          "unsupported_format")
+        pcm = await asyncio.to_thread(synthesize_speech, text, sample_rate_hz=OPENAI_TTS_RATE_HZ)
+        self.spoken.append(text)
+        await self._changed()
+        if fmt == "wav":
+            pcm = _wav_bytes(pcm, OPENAI_TTS_RATE_HZ)
+
+        async def stream() -> AsyncIterator[bytes]:
+            if self.tts_delay_s:
+                await asyncio.sleep(self.tts_delay_s)
+            step = OPENAI_TTS_RATE_HZ // 10 * 2  # 100 ms of audio per chunk
+            for start in range(0, len(pcm), step):
+                yield pcm[start:start + step]
+
+        media = "audio/pcm" if fmt == "pcm" else "audio/wav"
+        return StreamingResponse(stream(), media_type=media)
+
+    async def _transcriptions(self, request: Request) -> Response:
+        fields, files = _parse_multipart(request.headers.get("content-type", ""),
+                                         await request.body())
+        upload = files.get("file")
+        recorded = dict(fields)
+        if upload is not None:
+            recorded["file"] = f"<{len(upload)} bytes>"
+        await self._record(request, form=recorded)
+        if denied := self._auth_error(request):
+            return denied
+        if upload is None:
+            return _error(400, "Missing required parameter: 'file'.")
+        try:
+            with wave.open(io.BytesIO(upload), "rb") as wav:
+                pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
+        except (wave.Error, EOFError):
+            return _error(400, "Invalid file format. FakeOpenAI accepts 16-bit WAV only.")
+        self.transcribed_audio.append(AudioUpload(pcm=pcm, sample_rate_hz=rate, fields=fields))
+        if self.transcriber is not None:
+            text = self.transcriber(pcm, rate)
+        else:
+            text = self.transcripts.pop(0) if self.transcripts else ""
+        await self._changed()
+        if self.transcribe_delay_s:
+            await asyncio.sleep(self.transcribe_delay_s)
+        duration = len(pcm) / 2 / rate if rate else 0.0
+        return _transcription_response(text, duration, fields)
+
+
+def _wav_bytes(pcm: bytes, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def _transcription_response(text: str, duration: float, fields: dict[str, str]) -> Response:
+    fmt = fields.get("response_format", "json")
+    if fmt in ("text", "srt", "vtt"):
+        return PlainTextResponse(text)
+    body: dict[str, Any] = {"text": text}
+    if fmt == "verbose_json":
+        body.update(task="transcribe", language=fields.get("language", "en"), duration=duration,
+                    segments=[{"id": 0, "seek": 0, "start": 0.0, "end": duration, "text": text,
+                               "tokens": [], "temperature": 0.0, "avg_logprob": -0.1,
+                               "compression_ratio": 1.0, "no_speech_prob": 0.01}])
+    if "logprobs" in fields.get("include[]", fields.get("include", "")):
+        body["logprobs"] = [{"token": w, "logprob": -0.01, "bytes": list(w.encode())}
+                            for w in re.findall(r"\s*\S+", text)]
+    return JSONResponse(body)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                      "accepted_prediction_tokens": 0,
+                                      "rejected_prediction_tokens": 0},
+    }
+
+
+def _completion(reply: Reply, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None,
+                               "refusal": None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments_json}}
+            for c in reply.tool_calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+        "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+        "usage": usage,
+    }
+
+
+def _completion_chunks(reply: Reply, model: str,
+                       usage: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The streamed form of ``reply``: role, word-sized text deltas, tool-call pieces."""
+    chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": chunk_id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if usage is not None:
+            data["usage"] = None
+        return data
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": piece}) for piece in re.findall(r"\s*\S+", reply.text)]
+    for index, call in enumerate(reply.tool_calls):
+        chunks.append(chunk({"tool_calls": [{
+            "index": index, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""}}]}))
+        args = call.arguments_json
+        for i in range(0, len(args), 8):  # arguments arrive in small pieces
+            piece = {"index": index, "function": {"arguments": args[i:i + 8]}}
+            chunks.append(chunk({"tool_calls": [piece]}))
+    chunks.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
+    if usage is not None:
+        chunks.append({"id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                       "model": model, "system_fingerprint": "fp_fake", "choices": [],
+                       "usage": usage})
+    return chunks
+
+
+async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for data in chunks:
+        yield f"data: {json.dumps(data)}\n\n".encode()
+    yield b"data: [DONE]\n\n"

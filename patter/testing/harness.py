@@ -1,0 +1,126 @@
+"""A whole phone call on loopback: fake Twilio and vendors, a running ``serve()``, callers.
+
+Used by Patter's tests, the offline demo and the benchmarks; handy for users' own tests::
+
+    async with LoopbackWorld() as world:
+        phone = world.patter()
+        await world.serve(phone, phone.agent("You are a test bot."))
+        call = await world.call_in()
+        call.phone.say_text("Hello")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from patter.agent import Agent
+from patter.client import Patter
+from patter.testing.fake_deepgram import FakeDeepgram
+from patter.testing.fake_elevenlabs import FakeElevenLabs
+from patter.testing.fake_openai import FakeOpenAI
+from patter.testing.fake_twilio import FakeCall, FakeTwilio
+
+PATTER_NUMBER = "+15550001234"
+CALLER_NUMBER = "+15557654321"
+OPENAI_KEY = "sk-test-openai-0123456789"
+DEEPGRAM_KEY = "dg-test-0123456789abcdef"
+ELEVENLABS_KEY = "xi-test-0123456789abcdef"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoopbackWorld:
+    """Fake Twilio, OpenAI, Deepgram and ElevenLabs on 127.0.0.1, and Patter served among them."""
+
+    def __init__(self) -> None:
+        self.twilio = FakeTwilio(numbers=[PATTER_NUMBER])
+        self.openai = FakeOpenAI(api_key=OPENAI_KEY)
+        self.deepgram = FakeDeepgram(api_key=DEEPGRAM_KEY)
+        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
+        self.port = 0
+        self._stack = AsyncExitStack()
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret in play (for checking that none leaks into logs)."""
+        return [self.twilio.auth_token, OPENAI_KEY, DEEPGRAM_KEY, ELEVENLABS_KEY]
+
+    @property
+    def public_url(self) -> str:
+        """The public https URL Patter is told it has; the fake Twilio tunnels it to loopback."""
+        return "https://patter.loopback.test"
+
+    def patter(self, **overrides: Any) -> Patter:
+        """A ``Patter`` wired to the fakes; keyword arguments override any setting."""
+        if not self.port:
+            self.port = free_port()
+            self.twilio.route(self.public_url, f"http://127.0.0.1:{self.port}")
+        settings: dict[str, Any] = {
+            "twilio_sid": self.twilio.account_sid,
+            "twilio_token": self.twilio.auth_token,
+            "openai_key": OPENAI_KEY,
+            "phone_number": PATTER_NUMBER,
+            "webhook_url": self.public_url,
+            "deepgram_key": DEEPGRAM_KEY,
+            "elevenlabs_key": ELEVENLABS_KEY,
+            "twilio_base_url": self.twilio.base_url,
+            "openai_base_url": self.openai.base_url,
+            "deepgram_base_url": self.deepgram.base_url,
+            "elevenlabs_base_url": self.elevenlabs.base_url,
+        }
+        settings.update(overrides)
+        return Patter(**settings)
+
+    async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
+        """Run ``phone.serve(agent, ...)`` in the background until the world closes."""
+        self._serving = asyncio.create_task(phone.serve(agent, port=self.port, host="127.0.0.1",
+                                                        **serve_kwargs))
+        waiting = asyncio.create_task(phone.wait_until_serving())
+        await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if self._serving.done():
+            waiting.cancel()
+            self._serving.result()
+        await waiting
+
+    async def stop_serving(self) -> None:
+        """Cancel ``serve()`` (as Ctrl-C would) and wait for it to finish."""
+        if self._serving is not None:
+            self._serving.cancel()
+            await asyncio.gather(self._serving, return_exceptions=True)
+            self._serving = None
+
+    async def call_in(self, *, from_: str = CALLER_NUMBER, **kwargs: Any) -> FakeCall:
+        """Place an inbound call to the Patter number, as Twilio would."""
+        return await self.twilio.place_inbound_call(from_=from_, to=PATTER_NUMBER, **kwargs)
+
+    async def __aenter__(self) -> Self:
+        for fake in (self.twilio, self.openai, self.deepgram, self.elevenlabs):
+            await self._stack.enter_async_context(fake)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_serving()
+        await self._stack.aclose()
+
+
+async def wait_for(predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true (for state that has no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a clean environment and a loopback world (fake Twilio and vendors)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from patter._log import bridge_pipecat_logs
+from patter.testing.harness import LoopbackWorld
+
+VENDOR_ENV = (
+    "TWILIO_BASE_URL", "OPENAI_BASE_URL", "DEEPGRAM_BASE_URL", "ELEVENLABS_BASE_URL",
+    "OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "PATTER_SERVER_SECRET",
+    "TWILIO_SID", "TWILIO_TOKEN",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No vendor setting leaks in from the machine; the speech cache is per test session."""
+    for name in VENDOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATTER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "patter-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipecat_logs_through_logging() -> None:
+    """Pipecat's loguru output goes through stdlib logging, where caplog sees it."""
+    bridge_pipecat_logs("DEBUG")
+    logging.getLogger("pipecat").setLevel(logging.INFO)
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[LoopbackWorld]:
+    """Fake Twilio, OpenAI, Deepgram and ElevenLabs on 127.0.0.1."""
+    async with LoopbackWorld() as loopback:
+        yield loopback
