@@ -1,4 +1,4 @@
-"""A simulated phone: the Twilio side of a bidirectional Media Stream, with Twilio's playout buffer."""
+"""A simulated phone: the Twilio end of a bidirectional Media Stream, with its playout buffer."""
 
 from __future__ import annotations
 
@@ -133,25 +133,15 @@ class SimulatedPhone:
         self._event("connected")
         await self._send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         if self.send_start:
-            await self._send_json(
-                {
-                    "event": "start",
-                    "start": {
-                        "streamSid": self.stream_sid,
-                        "accountSid": self.account_sid,
-                        "callSid": self.call_sid,
-                        "tracks": ["inbound"],
-                        "customParameters": self.custom_parameters,
-                        "mediaFormat": {
-                            "encoding": "audio/x-mulaw",
-                            "sampleRate": 8000,
-                            "channels": 1,
-                        },
-                    },
-                    "streamSid": self.stream_sid,
-                },
-                sequenced=True,
-            )
+            media_format = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+            await self._send_event("start", {
+                "streamSid": self.stream_sid,
+                "accountSid": self.account_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "customParameters": self.custom_parameters,
+                "mediaFormat": media_format,
+            })
             self._event("start_sent")
         for loop in (self._receive_loop, self._stream_loop, self._playout.run):
             self._tasks.append(asyncio.create_task(loop()))
@@ -165,13 +155,8 @@ class SimulatedPhone:
             return
         self._hanging_up = True
         try:
-            await self._send_json(
-                {
-                    "event": "stop",
-                    "streamSid": self.stream_sid,
-                    "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-                },
-                sequenced=True,
+            await self._send_event(
+                "stop", {"accountSid": self.account_sid, "callSid": self.call_sid}
             )
             self._event("stop_sent")
         except ConnectionClosed:
@@ -334,21 +319,27 @@ class SimulatedPhone:
                 f"closed {self._closed.is_set()})"
             ) from None
 
-    async def _send_json(self, message: dict[str, Any], *, sequenced: bool = False) -> None:
-        assert self._ws is not None
+    async def _send_json(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
-            if self._stopped:
-                return
-            if sequenced:
-                self._sequence += 1
-                rest = {key: value for key, value in message.items() if key != "event"}
-                message = {
-                    "event": message["event"], "sequenceNumber": str(self._sequence), **rest
-                }
-            await self._ws.send(json.dumps(message))
-            self.sent.append(message)
-            if message["event"] == "stop":
-                self._stopped = True
+            await self._write(message)
+
+    async def _send_event(self, kind: str, body: dict[str, Any]) -> None:
+        """Send ``{event, sequenceNumber, <kind>: body, streamSid}``, numbered like Twilio."""
+        async with self._send_lock:
+            self._sequence += 1
+            sequence = str(self._sequence)
+            message = {"event": kind, "sequenceNumber": sequence, kind: body}
+            await self._write({**message, "streamSid": self.stream_sid})
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        """Send under the send lock; nothing goes out after ``stop``."""
+        assert self._ws is not None
+        if self._stopped:
+            return
+        await self._ws.send(json.dumps(message))
+        self.sent.append(message)
+        if message["event"] == "stop":
+            self._stopped = True
 
     async def _stream_loop(self) -> None:
         try:
@@ -369,26 +360,15 @@ class SimulatedPhone:
             chunk += 1
             while self._digits:
                 digit = self._digits.popleft()
-                await self._send_json(
-                    {"event": "dtmf", "streamSid": self.stream_sid,
-                     "dtmf": {"track": "inbound_track", "digit": digit}},
-                    sequenced=True,
-                )
+                await self._send_event("dtmf", {"track": "inbound_track", "digit": digit})
                 self._event("dtmf_sent", digit=digit)
             self._frame_in_flight = True
-            await self._send_json(
-                {
-                    "event": "media",
-                    "streamSid": self.stream_sid,
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(chunk),
-                        "timestamp": str((chunk - 1) * 20),
-                        "payload": base64.b64encode(self._next_caller_frame()).decode(),
-                    },
-                },
-                sequenced=True,
-            )
+            await self._send_event("media", {
+                "track": "inbound",
+                "chunk": str(chunk),
+                "timestamp": str((chunk - 1) * 20),
+                "payload": base64.b64encode(self._next_caller_frame()).decode(),
+            })
             self._frame_in_flight = False
             if self._speaking and not self._speech:
                 self._speaking = False
@@ -458,9 +438,6 @@ class SimulatedPhone:
         self.echoed_marks.append(name)
         self._event("mark_echoed", name=name, cleared=cleared)
         try:
-            await self._send_json(
-                {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}},
-                sequenced=True,
-            )
+            await self._send_event("mark", {"name": name})
         except ConnectionClosed:
             pass

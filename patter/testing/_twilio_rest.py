@@ -1,4 +1,4 @@
-"""The fake Twilio's REST endpoints (``/2010-04-01/Accounts/{AccountSid}/…``), as a FastAPI app."""
+"""The fake Twilio's REST endpoints (``/2010-04-01/Accounts/{AccountSid}/…``) as a FastAPI app."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from patter.testing._twilio_state import (
     FakeCall,
     FakeNumber,
     FakeRequest,
-    OutboundScript,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +71,9 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
 
     app.add_exception_handler(TwilioApiError, on_error)
 
-    async def read(request: Request, account_sid: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    async def read(
+        request: Request, account_sid: str
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
         """Parse query + form, record the request, then check basic auth."""
         body = (await request.body()).decode()
         lists: dict[str, list[str]] = {}
@@ -82,10 +83,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
         authorized = account_sid == fake.account_sid and _basic_auth_ok(
             request.headers.get("authorization", ""), fake.account_sid, fake.auth_token
         )
-        fake.requests.append(
-            FakeRequest(request.method, request.url.path, params, lists, authorized)
-        )
-        fake._notify()
+        fake._record(FakeRequest(request.method, request.url.path, params, lists, authorized))
         if not authorized:
             raise TwilioApiError(401, 20003, "Authenticate")
         return params, lists
@@ -153,11 +151,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
             status_callback_events=split_words(lists.get("StatusCallbackEvent", []))
             or ["completed"],
         )
-        script = fake.next_outbound or OutboundScript()
-        fake.next_outbound = None
-        call.phone_options = dict(script.phone_options)
-        fake._add_call(call)
-        fake._runners[call.sid] = fake._spawn(fake._dial(call, script))
+        fake._dial_out(call, split_words(lists.get("RecordingStatusCallbackEvent", [])))
         return JSONResponse(call.resource(), status_code=201)
 
     @app.get(base + "/Calls/{sid}.json")
@@ -174,18 +168,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
         params, _ = await read(request, account_sid)
         call = live_call(sid, request.url.path)
         _check_twiml(params)
-        call.updates.append(params)
-        status = params.get("Status")
-        if status in ("completed", "canceled"):
-            fake._terminate(call, status)
-            fake._spawn(fake._wind_down(call))
-        elif params.get("Twiml") or params.get("Url"):
-            previous = fake._runners.get(sid)
-            fake._runners[sid] = fake._spawn(
-                fake._redirect(call, previous, params.get("Twiml"), params.get("Url"),
-                               params.get("Method", "POST"))
-            )
-        fake._notify()
+        fake._update(call, params)
         return call.resource()
 
     @app.post(base + "/Calls/{sid}/Recordings.json")
@@ -196,7 +179,8 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
             raise TwilioApiError(
                 400, 21220, "Unable to create record: Call is not eligible for recording"
             )
-        recording = fake._start_recording(call, params, lists)
+        events = split_words(lists.get("RecordingStatusCallbackEvent", []))
+        recording = fake._start_recording(call, params, events)
         return JSONResponse(recording.resource(account_sid), status_code=201)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
@@ -207,6 +191,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
 
 
 def _check_twiml(params: dict[str, str]) -> None:
+    # Twilio caps inline TwiML at 4000 characters; 21236 is a stand-in error code.
     twiml = params.get("Twiml", "")
     if len(twiml) > _MAX_TWIML_CHARS:
         raise TwilioApiError(

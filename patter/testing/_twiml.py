@@ -32,7 +32,8 @@ class TwimlRunner:
             call.webhook_status = result.status
         if result.status == 200:
             return result.body
-        call.errors.append(f"11200 HTTP retrieval failure: {url} -> {result.status or result.error}")
+        failure = result.status or result.error
+        call.errors.append(f"11200 HTTP retrieval failure: {url} -> {failure}")
         return None
 
     async def run(self, call: FakeCall, twiml: str) -> str:

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from patter.testing._server import LoopbackServer
-from patter.testing._twilio_rest import TwilioApiError, build_rest_app, split_words
+from patter.testing._twilio_rest import TwilioApiError, build_rest_app
 from patter.testing._twilio_state import (
     API_VERSION,
     TERMINAL_STATUSES,
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
 
 class FakeTwilio:
     """Twilio's REST API and call handling, served on ``127.0.0.1``.
@@ -231,7 +232,36 @@ class FakeTwilio:
         call._hang_up = hang_up
         self._notify()
 
-    async def _dial(self, call: FakeCall, script: OutboundScript) -> None:
+    def _record(self, request: FakeRequest) -> None:
+        self.requests.append(request)
+        self._notify()
+
+    def _dial_out(self, call: FakeCall, recording_events: list[str]) -> None:
+        """Start an outbound call created over REST, scripted by ``next_outbound``."""
+        script = self.next_outbound or OutboundScript()
+        self.next_outbound = None
+        call.phone_options = dict(script.phone_options)
+        self._add_call(call)
+        self._runners[call.sid] = self._spawn(self._dial(call, script, recording_events))
+
+    def _update(self, call: FakeCall, params: dict[str, str]) -> None:
+        """Apply a REST update: hang up (``Status``) or run new TwiML (``Twiml``/``Url``)."""
+        call.updates.append(params)
+        status = params.get("Status")
+        if status in ("completed", "canceled"):
+            self._terminate(call, status)
+            self._spawn(self._wind_down(call))
+        elif params.get("Twiml") or params.get("Url"):
+            previous = self._runners.get(call.sid)
+            self._runners[call.sid] = self._spawn(
+                self._redirect(call, previous, params.get("Twiml"), params.get("Url"),
+                               params.get("Method", "POST"))
+            )
+        self._notify()
+
+    async def _dial(
+        self, call: FakeCall, script: OutboundScript, recording_events: list[str]
+    ) -> None:
         await self._progress(call, "initiated")
         call.status = "ringing"
         await self._progress(call, "ringing")
@@ -244,7 +274,7 @@ class FakeTwilio:
         await self._progress(call, "answered")
         params = call.params
         if params.get("Record", "").lower() == "true":
-            self._start_recording(call, params, {})
+            self._start_recording(call, params, recording_events)
         if params.get("MachineDetection"):
             if params.get("AsyncAmd", "").lower() == "true":
                 self._spawn(self._async_amd(call, script))
@@ -336,15 +366,14 @@ class FakeTwilio:
         self._notify()
 
     def _start_recording(
-        self, call: FakeCall, params: Mapping[str, str], lists: Mapping[str, list[str]]
+        self, call: FakeCall, params: Mapping[str, str], events: list[str]
     ) -> FakeRecording:
         recording = FakeRecording(
             call.sid,
             channels=2 if params.get("RecordingChannels") == "dual" else 1,
             status_callback=params.get("RecordingStatusCallback"),
             status_callback_method=params.get("RecordingStatusCallbackMethod", "POST"),
-            callback_events=split_words(lists.get("RecordingStatusCallbackEvent", []))
-            or ["completed"],
+            callback_events=events or ["completed"],
         )
         call.recordings.append(recording)
         if "in-progress" in recording.callback_events:
