@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pcm
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
@@ -56,6 +57,9 @@ from pipecat.turns.user_start.transcription_user_turn_start_strategy import (
     TranscriptionUserTurnStartStrategy,
 )
 from pipecat.turns.user_start.vad_user_turn_start_strategy import VADUserTurnStartStrategy
+from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
+    TurnAnalyzerUserTurnStopStrategy,
+)
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
@@ -86,6 +90,7 @@ __all__ = [
     "LLMService",
     "LLMTextFrame",
     "LLMUserAggregatorParams",
+    "LocalSmartTurnAnalyzerV3",
     "OutputAudioRawFrame",
     "Pipeline",
     "PipelineParams",
@@ -103,6 +108,7 @@ __all__ = [
     "TranscriptionFrame",
     "TranscriptionUserTurnStartStrategy",
     "TransportParams",
+    "TurnAnalyzerUserTurnStopStrategy",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
     "UserTurnStrategies",

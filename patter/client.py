@@ -91,7 +91,8 @@ class Patter:
                 "you pass llm=<a Pipecat LLM service>)."
             )
         self._server_secret = server_secret or os.environ.get("PATTER_SERVER_SECRET") or None
-        for secret in (self._twilio_token, openai_key, deepgram_key, elevenlabs_key, server_secret):
+        for secret in (self._twilio_token, openai_key, deepgram_key, elevenlabs_key,
+                       self._server_secret):
             register_secret(secret)
         self._speech_cache = SpeechCache()
         self._server: PatterServer | None = None
@@ -200,6 +201,7 @@ class Patter:
         uv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         try:
             await self.disclosure_audio(agent)
+            server.kits.stock(agent)
             await rest.point_number_at(
                 self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
             )
@@ -216,6 +218,7 @@ class Patter:
         finally:
             self._serving.clear()
             self._server = None
+            server.kits.close()
             await server.end_all_calls()
             uv.should_exit = True
             await rest.close()

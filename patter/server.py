@@ -13,6 +13,7 @@ Routes::
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,8 @@ from fastapi import FastAPI, Request, Response, WebSocket
 
 from patter._callbacks import Callbacks
 from patter._hold_music import hold_music_wav
-from patter._log import get_logger
+from patter._log import call_sid_var, get_logger
+from patter._prewarm import KitShelf
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
 from patter._webhook import WebhookRejected, read_signed_form, require_call_fields
 from patter.agent import Agent
@@ -69,6 +71,9 @@ class LiveCall:
     direction: str
     session: CallSession | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    streaming: bool = False
+    """True from the moment a media stream with a valid token claims the call."""
+    answered_at: float = field(default_factory=time.monotonic)
 
 
 SessionHook = Callable[[LiveCall, CallSession], Awaitable[None]]
@@ -98,6 +103,7 @@ class PatterServer:
         self.on_amd: FormHook | None = None
         self.on_recording: FormHook | None = None
         self.call_overrides: dict[str, tuple[Agent, Callbacks, CallOptions]] = {}
+        self.kits = KitShelf(config.keys)
         self.app = self._build_app()
 
     @property
@@ -128,13 +134,14 @@ class PatterServer:
             form = await read_signed_form(request, self.verifier)
             require_call_fields(form, numbers=True)
         except WebhookRejected as exc:
-            return _reject(exc)
+            return _reject(exc, request)
         call_sid = form["CallSid"]
+        call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
-        if call_sid in self.calls and self.calls[call_sid].session is not None:
+        if call_sid in self.calls and self.calls[call_sid].streaming:
             logger.warning("voice webhook for a call already streaming", extra={"call_sid": call_sid})
             return Response(hangup_twiml(), media_type=XML)
-        if call_sid not in self.calls and len(self.calls) >= self.config.max_calls:
+        if call_sid not in self.calls and self._calls_in_progress() >= self.config.max_calls:
             logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
             return Response(busy_twiml(), media_type=XML)
         caller, callee = form.get("From", ""), form.get("To", "")
@@ -156,7 +163,7 @@ class PatterServer:
                 form = await read_signed_form(request, self.verifier)
                 require_call_fields(form, numbers=False)
             except WebhookRejected as exc:
-                return _reject(exc)
+                return _reject(exc, request)
             handler = hook()
             if handler is not None:
                 await handler(form)
@@ -172,21 +179,23 @@ class PatterServer:
         socket = MediaStreamSocket(websocket, max_message_bytes=self.config.max_message_bytes)
         try:
             start = await socket.read_start(self.config.start_timeout_s)
+            call_sid_var.set(start.call_sid)
             self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
         except (StreamRejected, InvalidMediaToken) as exc:
             logger.warning("media stream refused", extra={"reason": str(exc)})
             await socket.close(POLICY_VIOLATION)
             return
         live = self.calls.get(start.call_sid)
+        if live is not None and live.streaming:
+            logger.warning("second media stream for a call refused", extra={"call_sid": live.call_sid})
+            await socket.close(POLICY_VIOLATION)
+            return
         if live is None:
             params = start.custom_parameters
             live = LiveCall(start.call_sid, params.get("from", ""), params.get("to", ""),
                             params.get("direction", "inbound"))
             self.calls[start.call_sid] = live
-        if live.session is not None:
-            logger.warning("second media stream for a call refused", extra={"call_sid": live.call_sid})
-            await socket.close(POLICY_VIOLATION)
-            return
+        live.streaming = True  # claimed before any await: a concurrent second stream is refused
         socket.stream_sid = start.stream_sid
         try:
             await self._run_call(live, socket)
@@ -209,9 +218,10 @@ class PatterServer:
             options=options,
         )
         live.session = session
+        kit = self.kits.take(agent)
         if self.on_session is not None:
             await self.on_session(live, session)
-        await session.run()
+        await session.run(kit)
 
     def default_options(self) -> CallOptions:
         """Call options for a call with no per-call override."""
@@ -221,12 +231,21 @@ class PatterServer:
             max_duration_s=self.config.max_duration_s,
         )
 
+    def _calls_in_progress(self) -> int:
+        """Streaming calls plus answered ones whose token is still valid (stale ones dropped)."""
+        stale_before = time.monotonic() - self.tokens.ttl_s
+        stale = [s for s, c in self.calls.items() if not c.streaming and c.answered_at < stale_before]
+        for sid in stale:
+            del self.calls[sid]
+        return len(self.calls)
+
     async def end_all_calls(self, timeout_s: float = 5.0) -> None:
         """Hang up every live call (graceful shutdown)."""
         sessions = [c.session for c in self.calls.values() if c.session is not None]
         await asyncio.gather(*(s.hang_up("shutdown") for s in sessions), return_exceptions=True)
 
 
-def _reject(exc: WebhookRejected) -> Response:
-    logger.warning("webhook rejected", extra={"status": exc.status, "reason": str(exc)})
+def _reject(exc: WebhookRejected, request: Request) -> Response:
+    details = {"status": exc.status, "reason": str(exc), "path": request.url.path}
+    logger.warning("webhook rejected", extra=details)
     return Response(status_code=exc.status)

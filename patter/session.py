@@ -23,13 +23,12 @@ from patter._pipecat import (
     Pipeline,
     PipelineParams,
     PipelineWorker,
-    SileroVADAnalyzer,
     ToolsSchema,
     TTSSpeakFrame,
-    VADParams,
     WorkerRunner,
 )
 from patter._twiml import transfer_twiml
+from patter._prewarm import CallKit, build_kit
 from patter.agent import Agent, Tool
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
@@ -40,7 +39,7 @@ from patter.processors.dtmf import DtmfInjector, dtmf_text
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
-from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
+from patter.vendors import VendorKeys
 
 logger = get_logger(__name__)
 
@@ -120,19 +119,23 @@ class CallSession:
 
     # ----- building -------------------------------------------------------------------
 
-    def build_pipeline(self) -> CallPipeline:
-        """The default chain of processors for this call (see ``patter.pipeline``)."""
-        stt = make_stt(self.agent.stt, self._keys)
-        tts = make_tts(self.agent.tts, self.agent.voice, self._keys)
-        llm = make_llm(self.agent.llm, self.agent.model, self.agent.system_prompt, self._keys)
+    def build_pipeline(self, kit: CallKit | None = None) -> CallPipeline:
+        """The default chain of processors for this call (see ``patter.pipeline``).
+
+        ``kit`` is a set of services prepared ahead (``patter._prewarm``); without one,
+        they are built now.
+        """
+        if kit is None or kit.agent is not self.agent:
+            kit = build_kit(self.agent, self._keys, min_barge_in_s=self._options.min_barge_in_s)
+        stt, tts, llm = kit.stt, kit.tts, kit.llm
         self.control.register(llm)
         for tool in self.agent.tools:
             llm.register_function(tool.name, _tool_handler(tool))
-        vad = SileroVADAnalyzer(
-            sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=self._options.min_barge_in_s)
-        )
         aggregators = LLMContextAggregatorPair(
-            self.context, user_params=LLMUserAggregatorParams(vad_analyzer=vad)
+            self.context,
+            user_params=LLMUserAggregatorParams(
+                vad_analyzer=kit.vad, user_turn_strategies=kit.turn_strategies
+            ),
         )
         user, assistant = aggregators.user(), aggregators.assistant()
         user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
@@ -155,12 +158,12 @@ class CallSession:
 
     # ----- running --------------------------------------------------------------------
 
-    async def run(self, pipeline: CallPipeline | None = None) -> None:
+    async def run(self, kit: CallKit | None = None) -> None:
         """Run the call to its end; ``on_call_end`` fires exactly once, whatever happened."""
         call_sid_var.set(self.info.call_sid)
         timer: asyncio.Task[None] | None = None
         try:
-            pipeline = pipeline or self.build_pipeline()
+            pipeline = self.build_pipeline(kit)
             if self.agent.customize_pipeline is not None:
                 self.agent.customize_pipeline(pipeline)
             self._worker = PipelineWorker(
@@ -173,7 +176,9 @@ class CallSession:
             )
             self.history.add("assistant", self.agent.disclosure)
             await fire(self._callbacks.on_call_start, self._event())
-            await fire(self._callbacks.on_message, self._event(text=self.agent.disclosure))
+            await fire(
+                self._callbacks.on_message, self._event(text=self.agent.disclosure, role="assistant")
+            )
             if self._answered.is_set():
                 await self._queue_first_message()
             if self._options.max_duration_s:

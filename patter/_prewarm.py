@@ -1,0 +1,101 @@
+"""Ready-made per-call services, so a call's first audio never waits for model loads.
+
+Building a call's services costs a few hundred ms of CPU (Silero VAD and the smart-turn
+model are ONNX sessions, each vendor client sets up TLS). ``KitShelf`` keeps one kit built
+ahead for the agent being served and builds the next one after a call has started,
+off the path between Twilio's ``start`` and the first audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from patter._log import get_logger
+from patter._pipecat import (
+    LLMService,
+    LocalSmartTurnAnalyzerV3,
+    SileroVADAnalyzer,
+    STTService,
+    TranscriptionUserTurnStartStrategy,
+    TTSService,
+    TurnAnalyzerUserTurnStopStrategy,
+    UserTurnStrategies,
+    VADParams,
+    VADUserTurnStartStrategy,
+)
+from patter.agent import Agent
+from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
+
+logger = get_logger(__name__)
+
+PHONE_RATE_HZ = 8000
+REFILL_DELAY_S = 1.0
+
+
+@dataclass
+class CallKit:
+    """The stateful services one call needs; used by exactly one call."""
+
+    agent: Agent
+    stt: STTService
+    tts: TTSService
+    llm: LLMService
+    vad: SileroVADAnalyzer
+    turn_strategies: UserTurnStrategies
+
+
+def build_kit(agent: Agent, keys: VendorKeys, *, min_barge_in_s: float = 0.25) -> CallKit:
+    """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms)."""
+    return CallKit(
+        agent=agent,
+        stt=make_stt(agent.stt, keys),
+        tts=make_tts(agent.tts, agent.voice, keys),
+        llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys),
+        vad=SileroVADAnalyzer(sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=min_barge_in_s)),
+        turn_strategies=UserTurnStrategies(
+            start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+            stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())],
+        ),
+    )
+
+
+class KitShelf:
+    """Keeps one ``CallKit`` ready for the served agent."""
+
+    def __init__(self, keys: VendorKeys) -> None:
+        self._keys = keys
+        self._ready: CallKit | None = None
+        self._refill: asyncio.TimerHandle | None = None
+
+    def stock(self, agent: Agent) -> None:
+        """Build a kit for ``agent`` now (at ``serve()`` start)."""
+        self._ready = build_kit(agent, self._keys)
+
+    def take(self, agent: Agent) -> CallKit:
+        """A kit for ``agent``: the ready one if it matches, else one built now."""
+        kit, self._ready = self._ready, None
+        if kit is None or kit.agent is not agent:
+            kit = build_kit(agent, self._keys)
+        self._schedule_refill(agent)
+        return kit
+
+    def close(self) -> None:
+        """Stop refilling."""
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
+
+    def _schedule_refill(self, agent: Agent) -> None:
+        if self._refill is not None:
+            self._refill.cancel()
+        loop = asyncio.get_running_loop()
+        self._refill = loop.call_later(REFILL_DELAY_S, self._restock, agent)
+
+    def _restock(self, agent: Agent) -> None:
+        self._refill = None
+        if self._ready is None:
+            try:
+                self._ready = build_kit(agent, self._keys)
+            except Exception:
+                logger.exception("could not prepare services for the next call")

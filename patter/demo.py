@@ -1,0 +1,96 @@
+"""An offline demo: a whole phone call with no account and no key (``make demo``).
+
+Everything runs on 127.0.0.1: a fake Twilio rings Patter's signed webhook and streams
+the call over a real Media Streams WebSocket; fake OpenAI servers answer STT, LLM and TTS
+with real synthesized speech. The caller's lines are spoken by espeak-ng.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from loguru import logger as _loguru
+
+_loguru.remove()  # Pipecat's banner and debug lines would drown the conversation
+
+from patter.events import Event  # noqa: E402
+from patter.testing.harness import LoopbackWorld, wait_for  # noqa: E402
+
+CALLER_LINES = (
+    "Hi, I would like to book a table for two tonight.",
+    "Eight o'clock would be perfect, thank you.",
+)
+AGENT_REPLIES = (
+    "Of course. What time would you like the table?",
+    "Done: a table for two at eight tonight. Press 1 to confirm by keypad.",
+    "Thank you, your booking is confirmed. Goodbye!",
+)
+
+
+def _print(role: str, text: str) -> None:
+    print(f"  {role:>9} │ {text}", flush=True)
+
+
+async def run_demo() -> int:
+    """Place one simulated call and print the conversation as it happens."""
+    async with LoopbackWorld() as world:
+        world.openai.transcripts.extend(CALLER_LINES)
+        for reply in AGENT_REPLIES:
+            world.openai.reply_with(reply)
+        phone = world.patter()
+        agent = phone.agent(
+            system_prompt="You are the host of Chez Patter. Take table bookings politely.",
+            first_message="Good evening, Chez Patter, how can I help?",
+        )
+        ended: list[Event] = []
+
+        async def on_call_start(event: Event) -> None:
+            print(f"\n📞 call {event['call_sid'][:10]}… from {event['caller']} to {event['callee']}\n")
+
+        await world.serve(
+            phone,
+            agent,
+            on_call_start=on_call_start,
+            on_message=lambda e: _print("agent", e["text"]),
+            on_transcript=lambda e: _print("caller", e["text"]),
+            on_call_end=ended.append,
+        )
+        print("Patter is serving on loopback; a fake Twilio is ringing it…")
+        call = await world.call_in()
+        if call.phone is None:
+            print("the call did not connect:", call.errors or call.stream_errors, file=sys.stderr)
+            return 1
+        caller = call.phone
+
+        async def agent_finishes_speaking() -> None:
+            heard = caller.heard_voiced_s
+            await caller.wait_for_heard(heard + 0.5, timeout=30)
+            await caller.wait_until_quiet(quiet_s=0.7, timeout=30)
+
+        await agent_finishes_speaking()
+        for line in CALLER_LINES:
+            caller.say_text(line)
+            await agent_finishes_speaking()
+        caller.press("1")
+        await agent_finishes_speaking()
+        await caller.hang_up()
+        await wait_for(lambda: bool(ended), timeout=15)
+        end = ended[0]
+        print(
+            f"\n✅ call ended by {end['ended_by']} after {end['duration']:.1f} s; "
+            f"{len(end['transcript'])} messages; the caller heard "
+            f"{caller.heard_voiced_s:.1f} s of agent speech."
+        )
+        return 0
+
+
+def main() -> None:
+    """Entry point of ``python -m patter.demo``."""
+    logging.basicConfig(level=logging.ERROR)
+    sys.exit(asyncio.run(run_demo()))
+
+
+if __name__ == "__main__":
+    main()
