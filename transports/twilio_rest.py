@@ -30,6 +30,8 @@ class TwilioRest:
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.api.base_url = base_url.rstrip("/")
+            # TWILIO_REGION / TWILIO_EDGE would rewrite the overridden host.
+            self._client.edge = self._client.region = None
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -1,0 +1,91 @@
+"""Bad settings fail at construction with one clear error naming the setting; secrets stay out."""
+
+from __future__ import annotations
+
+import pytest
+
+from patter import Patter, PatterConfigError
+
+GOOD = {
+    "twilio_sid": "AC" + "a" * 32,
+    "twilio_token": "twilio-token-secret-value",
+    "openai_key": "sk-openai-secret-value",
+    "phone_number": "+15550001234",
+    "webhook_url": "https://abc123.ngrok.app",
+}
+
+
+def make(**changes: object) -> Patter:
+    return Patter(**{**GOOD, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "names"),
+    [
+        ({"twilio_sid": None}, "twilio_sid"),
+        ({"twilio_sid": "12345"}, "twilio_sid"),
+        ({"twilio_token": ""}, "twilio_token"),
+        ({"openai_key": None}, "openai_key"),
+        ({"phone_number": "555-0001"}, "phone_number"),
+        ({"phone_number": "+1 555 000 1234"}, "phone_number"),
+        ({"webhook_url": "ftp://example.com"}, "webhook_url"),
+        ({"webhook_url": "https://example.com/voice.xml"}, "webhook_url"),
+        ({"webhook_url": "example.com"}, "webhook_url"),
+        ({"stt": "deepgram"}, "deepgram_key"),
+        ({"tts": "elevenlabs"}, "elevenlabs_key"),
+        ({"stt": "whisper-local"}, "stt"),
+        ({"openai_base_url": "not a url"}, "openai_base_url"),
+    ],
+)
+def test_a_bad_setting_is_a_clear_error_naming_it(changes: dict[str, object], names: str) -> None:
+    with pytest.raises(PatterConfigError, match=names) as info:
+        make(**changes)
+    message = str(info.value)
+    assert GOOD["twilio_token"] not in message and GOOD["openai_key"] not in message
+
+
+def test_endpoint_overrides_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:8")
+    phone = make()
+    assert phone.keys.openai_base_url == "http://127.0.0.1:9/v1"
+    assert phone.twilio_base_url == "http://127.0.0.1:8"
+
+
+def test_repr_shows_no_secret() -> None:
+    text = repr(make())
+    assert GOOD["twilio_token"] not in text and GOOD["openai_key"] not in text
+    assert "+15550001234" not in text
+
+
+def test_variables_fill_placeholders_in_prompt_and_first_message() -> None:
+    agent = make().agent(
+        "Remind {patient_name} of {appointment_date}.",
+        first_message="Hello {patient_name}!",
+        variables={"patient_name": "Jane Doe", "appointment_date": "March 20th"},
+    )
+    assert agent.system_prompt == "Remind Jane Doe of March 20th."
+    assert agent.first_message == "Hello Jane Doe!"
+
+
+def test_a_placeholder_without_a_value_is_an_error_at_agent_time() -> None:
+    with pytest.raises(PatterConfigError, match=r"\{patient_name\}"):
+        make().agent("Remind {patient_name}.", variables={})
+
+
+def test_the_disclosure_cannot_be_emptied() -> None:
+    with pytest.raises(PatterConfigError, match="disclosure"):
+        make().agent("You are a bot.", disclosure="  ")
+
+
+def test_a_user_tool_named_transfer_call_is_an_error() -> None:
+    with pytest.raises(PatterConfigError, match="reserved"):
+        make().agent("x", tools=[{"name": "transfer_call", "handler": lambda: None}])
+
+
+def test_numbers_in_the_prompt_and_the_allowlist_may_be_transfer_targets() -> None:
+    agent = make().agent(
+        "Billing is +15550001111.", transfer_allowlist=["+15550002222"]
+    )
+    assert agent.may_transfer_to("+15550001111") and agent.may_transfer_to("+15550002222")
+    assert not agent.may_transfer_to("+19005550000")
