@@ -9,10 +9,11 @@ from __future__ import annotations
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pcm
-from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -39,6 +40,7 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -65,7 +67,9 @@ from pipecat.workers.runner import WorkerRunner
 
 __all__ = [
     "BaseInputTransport",
+    "BaseObserver",
     "BaseOutputTransport",
+    "BaseSmartTurn",
     "BaseTransport",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
@@ -75,6 +79,7 @@ __all__ = [
     "Frame",
     "FrameDirection",
     "FrameProcessor",
+    "FramePushed",
     "FunctionCallParams",
     "FunctionCallResultProperties",
     "FunctionSchema",
@@ -96,6 +101,7 @@ __all__ = [
     "PipelineParams",
     "PipelineWorker",
     "STTService",
+    "SileroOnnxModel",
     "SileroVADAnalyzer",
     "StartFrame",
     "SystemFrame",
@@ -112,6 +118,7 @@ __all__ = [
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
     "UserTurnStrategies",
+    "VADAnalyzer",
     "VADParams",
     "VADUserTurnStartStrategy",
     "WorkerRunner",

@@ -2,8 +2,9 @@
 
 Building a call's services costs a few hundred ms of CPU (Silero VAD and the smart-turn
 model are ONNX sessions, each vendor client sets up TLS). ``KitShelf`` keeps one kit built
-ahead for the agent being served and builds the next one after a call has started,
-off the path between Twilio's ``start`` and the first audio.
+ahead for the agent being served and builds the next one in a worker thread as soon as a
+call takes it: off the path between Twilio's ``start`` and the first audio, and off the
+event loop that paces the live calls' audio.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from patter._log import get_logger
 from patter._pipecat import (
     LLMService,
-    LocalSmartTurnAnalyzerV3,
     SileroVADAnalyzer,
     STTService,
     TranscriptionUserTurnStartStrategy,
@@ -24,13 +24,13 @@ from patter._pipecat import (
     VADParams,
     VADUserTurnStartStrategy,
 )
+from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from patter.agent import Agent
 from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
 
 logger = get_logger(__name__)
 
 PHONE_RATE_HZ = 8000
-REFILL_DELAY_S = 1.0
 
 
 @dataclass
@@ -52,10 +52,12 @@ def build_kit(agent: Agent, keys: VendorKeys, *, min_barge_in_s: float = 0.25) -
         stt=make_stt(agent.stt, keys),
         tts=make_tts(agent.tts, agent.voice, keys),
         llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys),
-        vad=SileroVADAnalyzer(sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=min_barge_in_s)),
+        vad=SharedSileroVADAnalyzer(
+            sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=min_barge_in_s)
+        ),
         turn_strategies=UserTurnStrategies(
             start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
-            stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())],
+            stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())],
         ),
     )
 
@@ -66,17 +68,19 @@ class KitShelf:
     def __init__(self, keys: VendorKeys) -> None:
         self._keys = keys
         self._ready: CallKit | None = None
-        self._refill: asyncio.TimerHandle | None = None
+        self._refill: asyncio.Task[None] | None = None
 
     def stock(self, agent: Agent) -> None:
         """Build a kit for ``agent`` now (at ``serve()`` start)."""
         self._ready = build_kit(agent, self._keys)
 
-    def take(self, agent: Agent) -> CallKit:
-        """A kit for ``agent``: the ready one if it matches, else one built now."""
+    async def take(self, agent: Agent) -> CallKit:
+        """A kit for ``agent``: the ready one, the one being built, or one built now."""
+        if self._ready is None and self._refill is not None and not self._refill.done():
+            await asyncio.shield(self._refill)
         kit, self._ready = self._ready, None
         if kit is None or kit.agent is not agent:
-            kit = build_kit(agent, self._keys)
+            kit = await asyncio.to_thread(build_kit, agent, self._keys)
         self._schedule_refill(agent)
         return kit
 
@@ -87,15 +91,14 @@ class KitShelf:
             self._refill = None
 
     def _schedule_refill(self, agent: Agent) -> None:
-        if self._refill is not None:
-            self._refill.cancel()
-        loop = asyncio.get_running_loop()
-        self._refill = loop.call_later(REFILL_DELAY_S, self._restock, agent)
+        if self._refill is None or self._refill.done():
+            self._refill = asyncio.create_task(self._restock(agent))
 
-    def _restock(self, agent: Agent) -> None:
-        self._refill = None
+    async def _restock(self, agent: Agent) -> None:
+        try:
+            kit = await asyncio.to_thread(build_kit, agent, self._keys)
+        except Exception:
+            logger.exception("could not prepare services for the next call")
+            return
         if self._ready is None:
-            try:
-                self._ready = build_kit(agent, self._keys)
-            except Exception:
-                logger.exception("could not prepare services for the next call")
+            self._ready = kit

@@ -28,6 +28,7 @@ from patter._prewarm import KitShelf
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
 from patter._webhook import WebhookRejected, read_signed_form, require_call_fields
 from patter.agent import Agent
+from patter.recording import Recorder
 from patter.security import InvalidMediaToken, MediaTokens, WebhookVerifier
 from patter.session import CallInfo, CallOptions, CallSession
 from patter.transports.media_stream import MAX_MESSAGE_BYTES, MediaStreamSocket, StreamRejected
@@ -57,6 +58,8 @@ class ServerConfig:
     callbacks: Callbacks
     max_calls: int
     max_duration_s: float | None
+    recording: bool = False
+    voicemail_message: str = ""
     start_timeout_s: float = 5.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
 
@@ -101,7 +104,7 @@ class PatterServer:
         self.on_session: SessionHook | None = None
         self.on_status: FormHook | None = None
         self.on_amd: FormHook | None = None
-        self.on_recording: FormHook | None = None
+        self.recorder = Recorder(rest, self.url(RECORDING_PATH))
         self.call_overrides: dict[str, tuple[Agent, Callbacks, CallOptions]] = {}
         self.kits = KitShelf(config.keys)
         self.app = self._build_app()
@@ -123,7 +126,7 @@ class PatterServer:
         app.add_api_route(STATUS_PATH, self._make_form_route(lambda: self.on_status), methods=["POST"])
         app.add_api_route(AMD_PATH, self._make_form_route(lambda: self.on_amd), methods=["POST"])
         app.add_api_route(
-            RECORDING_PATH, self._make_form_route(lambda: self.on_recording), methods=["POST"]
+            RECORDING_PATH, self._make_form_route(lambda: self.recorder.on_status), methods=["POST"]
         )
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
         app.add_api_websocket_route(MEDIA_PATH, self._media)
@@ -177,12 +180,13 @@ class PatterServer:
     async def _media(self, websocket: WebSocket) -> None:
         await websocket.accept()
         socket = MediaStreamSocket(websocket, max_message_bytes=self.config.max_message_bytes)
+        claimed = "-"
         try:
             start = await socket.read_start(self.config.start_timeout_s)
-            call_sid_var.set(start.call_sid)
+            claimed = start.call_sid
             self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
         except (StreamRejected, InvalidMediaToken) as exc:
-            logger.warning("media stream refused", extra={"reason": str(exc)})
+            logger.warning("media stream refused", extra={"reason": str(exc), "call_sid": claimed})
             await socket.close(POLICY_VIOLATION)
             return
         live = self.calls.get(start.call_sid)
@@ -218,7 +222,9 @@ class PatterServer:
             options=options,
         )
         live.session = session
-        kit = self.kits.take(agent)
+        if options.record:
+            self.recorder.start(session, callbacks)
+        kit = await self.kits.take(agent)
         if self.on_session is not None:
             await self.on_session(live, session)
         await session.run(kit)
@@ -229,6 +235,7 @@ class PatterServer:
             hold_music_url=self.url(HOLD_MUSIC_PATH),
             caller_id=self.config.phone_number,
             max_duration_s=self.config.max_duration_s,
+            record=self.config.recording,
         )
 
     def _calls_in_progress(self) -> int:
