@@ -7,8 +7,8 @@ Both act only after the caller has heard what the agent said before calling them
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
 
 from patter import _validate
 from patter._log import get_logger, mask_number
@@ -79,9 +79,14 @@ class CallControl:
         return [TRANSFER_SCHEMA, END_CALL_SCHEMA]
 
     def register(self, llm: LLMService) -> None:
-        """Register both handlers on ``llm``."""
-        llm.register_function("transfer_call", self._transfer, cancel_on_interruption=False)
-        llm.register_function("end_call", self._end_call, cancel_on_interruption=False)
+        """Register both handlers on ``llm``.
+
+        They are ordinary (synchronous) tools: if the caller barges in before the agent's
+        last sentence has been heard, Pipecat cancels the call and nothing happens — the
+        agent answers the caller instead, and may call the tool again.
+        """
+        llm.register_function("transfer_call", self._transfer)
+        llm.register_function("end_call", self._end_call)
 
     async def _transfer(self, params: FunctionCallParams) -> None:
         number = str(params.arguments.get("phone_number", "")).strip()
@@ -100,31 +105,35 @@ class CallControl:
                 }
             )
             return
-        if self.acting:
-            await params.result_callback({"error": "the call is already being transferred or ended"})
-            return
-        self.acting = True
-        await params.result_callback(
-            {"status": "transferring"}, properties=FunctionCallResultProperties(run_llm=False)
-        )
-        await self._wait_until_heard(params)
-        logger.info("transferring call", extra={"to": mask_number(number)})
-        await self._on_transfer(number, reason)
+        if await self._start_acting(params, "transferring"):
+            logger.info("transferring call", extra={"to": mask_number(number)})
+            await self._on_transfer(number, reason)
 
     async def _end_call(self, params: FunctionCallParams) -> None:
+        if await self._start_acting(params, "ending"):
+            logger.info("agent ends the call")
+            await self._on_end_call()
+
+    async def _start_acting(self, params: FunctionCallParams, status: str) -> bool:
+        """Answer the tool call, then wait until the caller heard the agent's last words.
+
+        False if another transfer/hang-up is under way, or the caller barged in first.
+        """
         if self.acting:
             await params.result_callback({"error": "the call is already being transferred or ended"})
-            return
+            return False
         self.acting = True
         await params.result_callback(
-            {"status": "ending"}, properties=FunctionCallResultProperties(run_llm=False)
+            {"status": status}, properties=FunctionCallResultProperties(run_llm=False)
         )
-        await self._wait_until_heard(params)
-        await self._on_end_call()
-
-    @staticmethod
-    async def _wait_until_heard(params: FunctionCallParams) -> None:
         checkpoint = PlayoutCheckpointFrame(label=params.function_name)
-        await params.llm.push_frame(checkpoint)
-        await checkpoint.reached.wait()
+        try:
+            await params.llm.push_frame(checkpoint)
+            await checkpoint.reached.wait()
+        except asyncio.CancelledError:
+            self.acting = False
+            logger.info("caller barged in; call action cancelled",
+                        extra={"tool": params.function_name})
+            raise
+        return True
 

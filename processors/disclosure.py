@@ -21,6 +21,7 @@ from patter.processors.checkpoint import PlayoutCheckpointFrame
 logger = get_logger(__name__)
 
 MAX_HELD_FRAMES = 3000  # 60 s of 20 ms caller frames: a bound, far above any disclosure
+RELEASE_SPEEDUP = 4.0
 
 
 class AIDisclosure:
@@ -32,20 +33,33 @@ class AIDisclosure:
     it). ``gate()`` (right after the transport input) holds caller audio and keypresses
     until then and releases them in order: nothing the caller said is lost.
 
+    Held audio is released faster than real time (``release_speedup``), not all at once:
+    VAD-segmented speech-to-text cuts its segments on VAD events that travel back
+    upstream, and a burst would overtake them and cut the caller's words off.
+
     Args:
         audio: 16-bit mono PCM of the disclosure.
         sample_rate_hz: Rate of ``audio``.
         start: If given, the disclosure waits for this event (e.g. until an answering
             machine check says who answered); caller input stays held meanwhile.
+        release_speedup: How many times faster than real time held audio is released.
     """
 
     def __init__(
-        self, audio: bytes, *, sample_rate_hz: int = 8000, start: asyncio.Event | None = None
+        self,
+        audio: bytes,
+        *,
+        sample_rate_hz: int = 8000,
+        start: asyncio.Event | None = None,
+        release_speedup: float = RELEASE_SPEEDUP,
     ) -> None:
         if not audio:
             raise ValueError("the AI disclosure audio is empty; render the disclosure text first")
+        if release_speedup < 1:
+            raise ValueError("release_speedup must be at least 1 (real time)")
         self.audio = audio
         self.sample_rate_hz = sample_rate_hz
+        self.release_speedup = release_speedup
         self.checkpoint = PlayoutCheckpointFrame(label="disclosure")
         if start is None:
             start = asyncio.Event()
@@ -69,10 +83,16 @@ class AIDisclosure:
 
 
 class _DisclosureGate(FrameProcessor):
+    """Consumes caller audio and keypresses until the disclosure was heard, then replays them.
+
+    Passes through: every other frame at once.
+    """
+
     def __init__(self, disclosure: AIDisclosure, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._disclosure = disclosure
         self._held: deque[Frame] = deque()
+        self._releasing = True  # until the backlog has drained: keeps caller input in order
         self._release_task: asyncio.Task[None] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -80,7 +100,7 @@ class _DisclosureGate(FrameProcessor):
         if isinstance(frame, StartFrame) and self._release_task is None:
             self._release_task = self.create_task(self._release_when_heard())
         held_type = isinstance(frame, (InputAudioRawFrame, InputDTMFFrame))
-        if held_type and direction == FrameDirection.DOWNSTREAM and not self._disclosure.finished.is_set():
+        if held_type and direction == FrameDirection.DOWNSTREAM and self._releasing:
             if len(self._held) >= MAX_HELD_FRAMES:
                 self._held.popleft()
                 logger.warning("caller input held too long during the disclosure; oldest dropped")
@@ -90,8 +110,20 @@ class _DisclosureGate(FrameProcessor):
 
     async def _release_when_heard(self) -> None:
         await self._disclosure.finished.wait()
+        logger.debug("disclosure heard; releasing held caller input",
+                     extra={"frames": len(self._held)})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        released_s = 0.0
         while self._held:
-            await self.push_frame(self._held.popleft())
+            frame = self._held.popleft()
+            await self.push_frame(frame)
+            if isinstance(frame, InputAudioRawFrame) and frame.sample_rate:
+                released_s += frame.num_frames / frame.sample_rate
+                delay = started + released_s / self._disclosure.release_speedup - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        self._releasing = False
 
     async def cleanup(self) -> None:
         await super().cleanup()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from patter._log import bridge_pipecat_logs
 from patter.testing.harness import LoopbackWorld
+from patter.testing.pipeline import running_pipeline
 
 VENDOR_ENV = (
     "TWILIO_BASE_URL", "OPENAI_BASE_URL", "DEEPGRAM_BASE_URL", "ELEVENLABS_BASE_URL",
@@ -37,3 +39,9 @@ async def world() -> AsyncIterator[LoopbackWorld]:
     """Fake Twilio, OpenAI, Deepgram and ElevenLabs on 127.0.0.1."""
     async with LoopbackWorld() as loopback:
         yield loopback
+
+
+@pytest.fixture
+def pipeline() -> Callable[..., Any]:
+    """``pipeline([processors...]) as p``: a running Pipecat pipeline (patter.testing.pipeline)."""
+    return running_pipeline

@@ -171,12 +171,16 @@ class FakeOpenAI(FakeService):
         self.replies.append(Reply(text=text))
 
     def call_tool(self, name: str, arguments: dict[str, Any] | str | None = None,
-                  *, call_id: str | None = None) -> ToolCall:
-        """Queue a chat completion answer that calls tool ``name`` with ``arguments``."""
+                  *, call_id: str | None = None, say: str = "") -> ToolCall:
+        """Queue a chat completion answer that calls tool ``name`` with ``arguments``.
+
+        ``say`` is text streamed before the tool call in the same answer, as models do
+        ("Transferring you now." then ``transfer_call``).
+        """
         call = ToolCall(name=name, arguments=arguments if arguments is not None else {})
         if call_id:
             call.id = call_id
-        self.replies.append(Reply(tool_calls=[call]))
+        self.replies.append(Reply(text=say, tool_calls=[call]))
         return call
 
     def _next_reply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
