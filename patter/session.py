@@ -166,6 +166,7 @@ class CallSession:
             pipeline = self.build_pipeline(kit)
             if self.agent.customize_pipeline is not None:
                 self.agent.customize_pipeline(pipeline)
+                self.disclosure.require_in(pipeline.processors())
             self._worker = PipelineWorker(
                 Pipeline(pipeline.processors()),
                 params=PipelineParams(
@@ -176,9 +177,8 @@ class CallSession:
             )
             self.history.add("assistant", self.agent.disclosure)
             await fire(self._callbacks.on_call_start, self._event())
-            await fire(
-                self._callbacks.on_message, self._event(text=self.agent.disclosure, role="assistant")
-            )
+            disclosure = self._event(text=self.agent.disclosure, role="assistant")
+            await fire(self._callbacks.on_message, disclosure)
             if self._answered.is_set():
                 await self._queue_first_message()
             if self._options.max_duration_s:

@@ -23,6 +23,8 @@ from patter.processors.checkpoint import PlayoutCheckpointFrame
 
 logger = get_logger(__name__)
 
+ALREADY_ACTING = "the call is already being transferred or ended"
+
 TransferAction = Callable[[str, str], Awaitable[None]]
 EndAction = Callable[[], Awaitable[None]]
 
@@ -97,7 +99,8 @@ class CallControl:
             await params.result_callback({"error": str(exc)})
             return
         if number not in self._allowlist:
-            logger.warning("transfer refused: number not allowed", extra={"to": mask_number(number)})
+            logger.warning("transfer refused: number not allowed",
+                           extra={"to": mask_number(number)})
             await params.result_callback(
                 {
                     "error": "transfer refused: that number is not one this assistant may "
@@ -120,7 +123,7 @@ class CallControl:
         False if another transfer/hang-up is under way, or the caller barged in first.
         """
         if self.acting:
-            await params.result_callback({"error": "the call is already being transferred or ended"})
+            await params.result_callback({"error": ALREADY_ACTING})
             return False
         self.acting = True
         await params.result_callback(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from patter._log import get_logger
@@ -16,6 +17,7 @@ from patter._pipecat import (
     StartFrame,
     TTSAudioRawFrame,
 )
+from patter.errors import PatterConfigError
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 
 logger = get_logger(__name__)
@@ -80,6 +82,18 @@ class AIDisclosure:
     def player(self) -> FrameProcessor:
         """Plays the disclosure before anything else the agent says."""
         return self._player
+
+    def require_in(self, processors: Sequence[FrameProcessor]) -> None:
+        """Raise ``PatterConfigError`` unless the gate comes before the player in ``processors``."""
+        chain = list(processors)
+        if self._gate in chain and self._player in chain:
+            if chain.index(self._gate) < chain.index(self._player):
+                return
+        raise PatterConfigError(
+            "the AI disclosure cannot be switched off: customize_pipeline removed, replaced or "
+            "reordered the 'disclosure_gate'/'disclosure_player' stages. Insert your processors "
+            "around them instead (pipeline.insert_before/insert_after)."
+        )
 
 
 class _DisclosureGate(FrameProcessor):

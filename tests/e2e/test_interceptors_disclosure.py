@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from patter.agent import DEFAULT_DISCLOSURE
 from patter.errors import PatterConfigError
 from patter.events import Event
+from patter.pipeline import CallPipeline
+from patter.processors.checkpoint import PlayoutCheckpointProbe
 from patter.testing.audio import best_match, resample, synthesize_speech
 from patter.testing.harness import LoopbackWorld, wait_for
 
@@ -34,6 +37,24 @@ async def test_the_disclosure_cannot_be_emptied_or_switched_off(world: LoopbackW
     for attempt in ("", "   ", None, False):
         with pytest.raises(PatterConfigError, match="cannot be empty"):
             phone.agent("You are a test bot.", disclosure=attempt)  # type: ignore[arg-type]
+
+
+async def test_a_pipeline_customisation_cannot_switch_the_disclosure_off(
+        world: LoopbackWorld, caplog: pytest.LogCaptureFixture) -> None:
+    def drop_disclosure(pipeline: CallPipeline) -> None:
+        pipeline.replace("disclosure_player", PlayoutCheckpointProbe())
+
+    phone = world.patter()
+    ended: list[Event] = []
+    agent = phone.agent("You are a test bot.", first_message=GREETING,
+                        customize_pipeline=drop_disclosure)
+    with caplog.at_level(logging.ERROR, logger="patter"):
+        await world.serve(phone, agent, on_call_end=ended.append)
+        call = await world.call_in()
+        await wait_for(lambda: bool(ended), timeout=20)
+    assert ended[0]["ended_by"] == "error"
+    assert "the AI disclosure cannot be switched off" in caplog.text
+    assert call.phone is not None and call.phone.heard_voiced_s == 0
 
 
 async def test_the_disclosure_plays_whole_before_the_first_message(world: LoopbackWorld) -> None:

@@ -14,6 +14,7 @@ from patter._pipecat import (
     TTSAudioRawFrame,
     TTSSpeakFrame,
 )
+from patter.errors import PatterConfigError
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.testing.audio import silence, synthesize_speech, tone
@@ -88,7 +89,8 @@ async def test_the_gate_holds_caller_audio_and_keys_until_the_disclosure_was_hea
         await p.send(*after)  # arrives while the backlog drains: must queue behind it
         await p.wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(speech) + len(after))
 
-    released = [f for f in p.downstream.frames if isinstance(f, (InputAudioRawFrame, InputDTMFFrame))]
+    caller_input = (InputAudioRawFrame, InputDTMFFrame)
+    released = [f for f in p.downstream.frames if isinstance(f, caller_input)]
     assert released == [*speech, key, *after]
 
 
@@ -100,3 +102,13 @@ async def test_the_gate_passes_caller_input_straight_through_once_drained(pipeli
         await p.send(*frames, InputDTMFFrame(KeypadEntry.ONE))
         await p.wait_for(lambda: p.down(InputDTMFFrame))
     assert p.down(InputAudioRawFrame) == frames
+
+
+def test_a_chain_without_the_gate_before_the_player_is_refused() -> None:
+    disclosure = AIDisclosure(DISCLOSURE)
+    probe = PlayoutCheckpointProbe()
+    disclosure.require_in([disclosure.gate(), probe, disclosure.player()])
+    for chain in ([disclosure.gate(), probe], [probe, disclosure.player()],
+                  [disclosure.player(), disclosure.gate()]):
+        with pytest.raises(PatterConfigError, match="cannot be switched off"):
+            disclosure.require_in(chain)
