@@ -1,8 +1,11 @@
 """Logging: every record carries the call SID; Pipecat's loguru output joins stdlib logging.
 
 The session sets ``call_sid_var`` for the tasks of its call, and ``CallSidFilter`` copies
-it onto each record as ``record.call_sid``. ``redact`` removes registered secrets from any
-text before it is logged or raised.
+it onto each record as ``record.call_sid`` (it is on every Patter logger and on the handler
+of ``configure_logging``). ``redact`` removes registered secrets (and matches of registered
+patterns, e.g. media tokens) from any text. Once a secret is registered, a log-record
+factory scrubs every record at creation, from any logger (Pipecat, httpx, uvicorn,
+websockets…), so no handler — the user's, pytest's ``caplog`` — ever sees a secret.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import contextvars
 import logging
 import re
 import threading
+from typing import Any
 
 call_sid_var: contextvars.ContextVar[str] = contextvars.ContextVar("call_sid", default="-")
 
 _secrets: set[str] = set()
+_patterns: list[re.Pattern[str]] = []
 _secrets_lock = threading.Lock()
 _E164_TAIL = re.compile(r"\+(\d{2,11})(\d{4})\b")
+_scrubber_installed = False
 
 
 def register_secret(value: str | None) -> None:
@@ -24,16 +30,60 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 6:
         with _secrets_lock:
             _secrets.add(value)
+        _install_record_scrubber()
+
+
+def register_secret_pattern(pattern: re.Pattern[str]) -> None:
+    """Hide every match of ``pattern`` (e.g. the shape of a per-call token) like a secret."""
+    with _secrets_lock:
+        if pattern not in _patterns:
+            _patterns.append(pattern)
+    _install_record_scrubber()
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with ``***``."""
+    """Replace every registered secret and secret-pattern match in ``text`` with ``***``."""
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+        patterns = list(_patterns)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    for pattern in patterns:
+        text = pattern.sub("***", text)
     return text
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    """Redact the message, its arguments and the exception text of ``record`` in place."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError, KeyError):  # a bad format: a handler reports it later
+        return
+    arguments = repr(record.args) if record.args else ""
+    if redact(message) != message or redact(arguments) != arguments:
+        record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        if redact(text) != text:
+            record.exc_text = redact(text)
+
+
+def _install_record_scrubber() -> None:
+    """Wrap the log-record factory (once per process) so every record is scrubbed."""
+    global _scrubber_installed
+    with _secrets_lock:
+        if _scrubber_installed:
+            return
+        _scrubber_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def scrubbing_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _scrub_record(record)
+        return record
+
+    logging.setLogRecordFactory(scrubbing_factory)
 
 
 def mask_number(number: str) -> str:
@@ -42,15 +92,14 @@ def mask_number(number: str) -> str:
 
 
 class CallSidFilter(logging.Filter):
-    """Add ``call_sid`` to each record and scrub registered secrets from its message."""
+    """Add ``call_sid`` (the call whose task is logging, else ``-``) to each record.
+
+    On a handler it stamps records from every logger, third-party ones included.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "call_sid"):
             record.call_sid = call_sid_var.get()
-        message = record.getMessage()
-        scrubbed = redact(message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
         return True
 
 

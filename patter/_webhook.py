@@ -7,14 +7,14 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from patter._log import get_logger
+from patter._validate import CALL_SID
 from patter.security import WebhookVerifier
 
-logger = get_logger(__name__)
-
 MAX_BODY_BYTES = 64 * 1024
-CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
-PHONE = re.compile(r"^(\+[1-9]\d{6,14}|client:[\w.-]{1,64}|sip:[^\s]{1,200}|anonymous|)$", re.I)
+PHONE = re.compile(
+    r"^(\+[1-9]\d{6,14}|client:[\w.-]{1,64}|sip:[^\s]{1,200}|anonymous|)$",
+    re.IGNORECASE | re.ASCII,
+)
 
 
 class WebhookRejected(Exception):
@@ -28,7 +28,9 @@ class WebhookRejected(Exception):
 async def read_signed_form(request: Request, verifier: WebhookVerifier) -> dict[str, str]:
     """The form fields of a signed Twilio POST, or ``WebhookRejected`` (400/403/413)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
+        raise WebhookRejected(400, "Content-Length is not a number")
+    if declared is not None and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
         raise WebhookRejected(413, "body too large")
     body = bytearray()
     async for chunk in request.stream():

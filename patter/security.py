@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -21,8 +22,12 @@ from collections.abc import Mapping
 
 from twilio.request_validator import RequestValidator
 
+from patter._log import register_secret_pattern
+
 TOKEN_VERSION = "v1"
 MAX_REMEMBERED_NONCES = 100_000
+#: The shape of a media token (``v1.<expiry>.<nonce>.<mac>``); logs hide every match.
+TOKEN_PATTERN = re.compile(r"\bv1\.\d{1,12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}", re.ASCII)
 
 
 class InvalidMediaToken(Exception):
@@ -36,11 +41,16 @@ class WebhookVerifier:
         self._validator = RequestValidator(auth_token)
         self._base = public_base_url.rstrip("/")
 
+    def __repr__(self) -> str:
+        return f"WebhookVerifier(public_base_url={self._base!r})"
+
     def public_url(self, path: str, query: str = "") -> str:
         """The URL Twilio called: public base + path (+ query string)."""
         return f"{self._base}{path}" + (f"?{query}" if query else "")
 
-    def verify(self, path: str, query: str, params: Mapping[str, str], signature: str | None) -> bool:
+    def verify(
+        self, path: str, query: str, params: Mapping[str, str], signature: str | None
+    ) -> bool:
         """True if ``signature`` is Twilio's signature of this request."""
         if not signature:
             return False
@@ -52,6 +62,7 @@ class MediaTokens:
 
     Args:
         secret: Server secret (bytes or str); share it between instances behind one number.
+            Generated (32 random bytes) if not given.
         ttl_s: How long a token may wait between the voice webhook and the stream start.
     """
 
@@ -61,6 +72,15 @@ class MediaTokens:
         self._key = secret.encode() if isinstance(secret, str) else secret
         self._ttl_s = ttl_s
         self._used: OrderedDict[str, float] = OrderedDict()
+        register_secret_pattern(TOKEN_PATTERN)
+
+    def __repr__(self) -> str:
+        return f"MediaTokens(ttl_s={self._ttl_s:g})"
+
+    @property
+    def ttl_s(self) -> float:
+        """Seconds a token stays valid after it is issued."""
+        return self._ttl_s
 
     def issue(self, call_sid: str, *, now: float | None = None) -> str:
         """A token for ``call_sid``: ``v1.<expiry>.<nonce>.<mac>``."""
@@ -72,10 +92,9 @@ class MediaTokens:
         """Accept ``token`` for ``call_sid`` once, or raise ``InvalidMediaToken`` saying why."""
         if not token:
             raise InvalidMediaToken("no token")
-        parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit():
+        if not TOKEN_PATTERN.fullmatch(token):
             raise InvalidMediaToken("malformed token")
-        _, expiry_text, nonce, mac = parts
+        _, expiry_text, nonce, mac = token.split(".")
         expected = self._mac(call_sid, int(expiry_text), nonce)
         if not hmac.compare_digest(expected.encode(), mac.encode()):
             raise InvalidMediaToken("bad signature or another call's token")
@@ -96,7 +115,7 @@ class MediaTokens:
 
     def _forget_expired(self, now: float) -> None:
         while self._used:
-            nonce, expiry = next(iter(self._used.items()))
+            _, expiry = next(iter(self._used.items()))
             if expiry >= now:
                 break
             self._used.popitem(last=False)

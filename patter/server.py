@@ -191,7 +191,8 @@ class PatterServer:
             return
         live = self.calls.get(start.call_sid)
         if live is not None and live.streaming:
-            logger.warning("second media stream for a call refused", extra={"call_sid": live.call_sid})
+            logger.warning("second media stream for a call refused",
+                           extra={"call_sid": live.call_sid})
             await socket.close(POLICY_VIOLATION)
             return
         if live is None:
@@ -241,9 +242,9 @@ class PatterServer:
     def _calls_in_progress(self) -> int:
         """Streaming calls plus answered ones whose token is still valid (stale ones dropped)."""
         stale_before = time.monotonic() - self.tokens.ttl_s
-        stale = [s for s, c in self.calls.items() if not c.streaming and c.answered_at < stale_before]
-        for sid in stale:
-            del self.calls[sid]
+        for sid, call in list(self.calls.items()):
+            if not call.streaming and call.answered_at < stale_before:
+                del self.calls[sid]
         return len(self.calls)
 
     async def end_all_calls(self, timeout_s: float = 5.0) -> None:

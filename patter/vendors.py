@@ -5,7 +5,7 @@ Keys and base URLs come from ``Settings``; a ready Pipecat service object is use
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from patter._pipecat import LLMService, STTService, TTSService
@@ -21,9 +21,9 @@ ELEVENLABS_DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", ElevenLabs' defau
 class VendorKeys:
     """API keys and endpoint overrides for every vendor (None = not configured)."""
 
-    openai_key: str | None
-    deepgram_key: str | None
-    elevenlabs_key: str | None
+    openai_key: str | None = field(repr=False)
+    deepgram_key: str | None = field(repr=False)
+    elevenlabs_key: str | None = field(repr=False)
     openai_base_url: str | None
     deepgram_base_url: str | None
     elevenlabs_base_url: str | None

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from patter._log import get_logger
+from patter._validate import CALL_SID
 
 logger = get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 START_TIMEOUT_S = 5.0
+STREAM_SID = re.compile(r"^MZ[0-9a-f]{32}$")
 
 
 class StreamRejected(Exception):
@@ -89,8 +93,8 @@ class MediaStreamSocket:
         try:
             async with self._send_lock:
                 await self._ws.send_text(json.dumps(message, separators=(",", ":")))
-        except Exception:  # the peer vanished mid-send; the receive loop reports the hang-up
-            return False
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return False  # the peer vanished mid-send; the receive loop reports the hang-up
         return True
 
     async def send_media(self, payload_b64: str) -> bool:
@@ -101,7 +105,9 @@ class MediaStreamSocket:
 
     async def send_mark(self, name: str) -> bool:
         """Ask Twilio to echo ``name`` once the audio sent so far has played."""
-        return await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+        return await self.send(
+            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
+        )
 
     async def send_clear(self) -> bool:
         """Ask Twilio to drop the agent audio it has buffered."""
@@ -110,10 +116,8 @@ class MediaStreamSocket:
     async def close(self, code: int = 1000) -> None:
         """Close the socket (no-op if already closed)."""
         if self._ws.application_state == WebSocketState.CONNECTED:
-            try:
-                await self._ws.close(code)
-            except Exception:  # already closing from the other side
-                pass
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self._ws.close(code)  # may race a close from the other side
 
 
 def _parse_start(message: dict[str, Any]) -> StreamStart:
@@ -125,8 +129,10 @@ def _parse_start(message: dict[str, Any]) -> StreamStart:
         raise StreamRejected("customParameters is not an object")
     stream_sid = start.get("streamSid") or message.get("streamSid")
     call_sid = start.get("callSid")
-    if not isinstance(stream_sid, str) or not isinstance(call_sid, str):
-        raise StreamRejected("start without streamSid or callSid")
+    if not isinstance(stream_sid, str) or not STREAM_SID.match(stream_sid):
+        raise StreamRejected("start without a well-formed streamSid")
+    if not isinstance(call_sid, str) or not CALL_SID.match(call_sid):
+        raise StreamRejected("start without a well-formed callSid")
     return StreamStart(
         stream_sid=stream_sid,
         call_sid=call_sid,
