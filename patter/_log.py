@@ -58,15 +58,16 @@ def _scrub_record(record: logging.LogRecord) -> None:
     """Redact the message, its arguments and the exception text of ``record`` in place."""
     try:
         message = record.getMessage()
-    except (TypeError, ValueError, KeyError):  # a bad format: a handler reports it later
-        return
-    arguments = repr(record.args) if record.args else ""
+        arguments = repr(record.args) if record.args else ""
+        exception = ""
+        if record.exc_info and record.exc_info[1] is not None:
+            exception = logging.Formatter().formatException(record.exc_info)
+    except Exception:  # a broken format or argument: never raise at the logging call;
+        return  # the handler reports it, as logging does without Patter
     if redact(message) != message or redact(arguments) != arguments:
         record.msg, record.args = redact(message), None
-    if record.exc_info and record.exc_info[1] is not None:
-        text = logging.Formatter().formatException(record.exc_info)
-        if redact(text) != text:
-            record.exc_text = redact(text)
+    if redact(exception) != exception:
+        record.exc_text = redact(exception)
 
 
 def _install_record_scrubber() -> None:

@@ -182,3 +182,24 @@ def test_the_call_sid_filter_stamps_records_from_the_call_context() -> None:
         call_sid_var.reset(reset)
 
     assert (record.call_sid, outside.call_sid) == (CALL, "-")  # type: ignore[attr-defined]
+
+
+def test_a_broken_log_argument_never_raises_at_the_logging_call() -> None:
+    register_secret("unit-secret-0123456789")
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise ReferenceError("weakly-referenced object no longer exists")
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    records: list[logging.LogRecord] = []
+    library = logging.getLogger("some.isolated.library")
+    library.propagate = False
+    library.addHandler(Keep())
+
+    library.warning("state %s", Broken())
+
+    assert len(records) == 1
