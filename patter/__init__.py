@@ -22,6 +22,7 @@ from patter.agent import Agent, Tool  # noqa: E402
 from patter.client import Patter  # noqa: E402
 from patter.errors import PatterConfigError, PatterError, TwilioError  # noqa: E402
 from patter.events import Event  # noqa: E402
+from patter.outbound import OutboundCall  # noqa: E402
 from patter.pipeline import CallPipeline  # noqa: E402
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Agent",
     "CallPipeline",
     "Event",
+    "OutboundCall",
     "Patter",
     "PatterConfigError",
     "PatterError",

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-import uvicorn
 
 from patter import _validate
 from patter._callbacks import Callback, Callbacks
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
 from patter._render import SpeechCache
+from patter._serving import ServerRunner
 from patter.agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter.errors import PatterConfigError
+from patter.outbound import OutboundCall, OutboundCalls
 from patter.security import MediaTokens, WebhookVerifier
 from patter.server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
 from patter.transports.twilio_rest import TwilioRest
@@ -95,7 +96,7 @@ class Patter:
                        self._server_secret):
             register_secret(secret)
         self._speech_cache = SpeechCache()
-        self._server: PatterServer | None = None
+        self._running: _Running | None = None
         self._serving = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -174,54 +175,146 @@ class Patter:
             raise PatterConfigError("serve(agent=...) needs the object returned by phone.agent(...).")
         if max_calls < 1:
             raise PatterConfigError("serve(max_calls=...) must be at least 1.")
-        bridge_pipecat_logs()
+        if self._running is not None:
+            raise PatterConfigError(
+                "this Patter already runs a server (from serve(), or started by call()): "
+                "run one serve() per Patter and place calls while it runs, or await "
+                "phone.close() first."
+            )
+        config = self._server_config(
+            agent,
+            Callbacks(on_call_start, on_call_end, on_transcript, on_message, on_recording),
+            recording=recording,
+            voicemail_message=voicemail_message,
+            max_calls=max_calls,
+            max_call_duration_s=max_call_duration_s,
+        )
+        running = await self._start_server(config, port=port, host=host)
+        try:
+            server = running.runner.server
+            await server.rest.point_number_at(
+                self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
+            )
+            self._serving.set()
+            logger.info("serving", extra={"port": port})
+            await running.runner.wait()
+        finally:
+            await self._stop_server(running)
+
+    async def call(
+        self,
+        to: str,
+        agent: Agent,
+        machine_detection: bool = False,
+        voicemail_message: str = "",
+        on_call_start: Callback | None = None,
+        on_call_end: Callback | None = None,
+        recording: bool = False,
+        *,
+        on_transcript: Callback | None = None,
+        on_message: Callback | None = None,
+        on_recording: Callback | None = None,
+        port: int = 8000,
+        host: str = "0.0.0.0",
+    ) -> OutboundCall:
+        """Call ``to`` from ``phone_number`` with ``agent``; returns once Twilio accepted the call.
+
+        ``machine_detection`` turns on Twilio's asynchronous answering machine detection:
+        the agent stays silent until Twilio says who answered; a machine gets
+        ``voicemail_message`` (else the one given to ``serve()``) once its greeting is
+        over, or is hung up on silently if there is none. ``recording`` records the call
+        (``serve(recording=True)`` records every call anyway). Callbacks given here take
+        precedence over those of ``serve()`` for this call.
+
+        Uses the server of a running ``serve()``; otherwise starts one in the background
+        on ``host:port`` (stop it with ``await phone.close()``); it does not change the
+        number's voice webhook. ``await handle.wait()`` returns the ``on_call_end`` event.
+        """
+        _validate.e164(to, "call(to=...)")
+        if not isinstance(agent, Agent):
+            raise PatterConfigError(
+                "call(agent=...) needs the object returned by phone.agent(...)."
+            )
+        if not isinstance(voicemail_message, str):
+            raise PatterConfigError("call(voicemail_message=...) must be a string (or empty).")
+        running = self._running
+        if running is None:
+            config = self._server_config(
+                agent, Callbacks(), recording=False, voicemail_message="",
+                max_calls=DEFAULT_MAX_CALLS, max_call_duration_s=DEFAULT_MAX_CALL_DURATION_S,
+            )
+            running = await self._start_server(config, port=port, host=host)
+            logger.info("serving in the background for call()", extra={"port": port})
+        await self.disclosure_audio(agent)
         callbacks = Callbacks(on_call_start, on_call_end, on_transcript, on_message, on_recording)
-        rest = TwilioRest(self.twilio_sid, self._twilio_token, base_url=self.twilio_base_url)
+        return await running.outbound.place(
+            to,
+            agent,
+            callbacks=callbacks,
+            machine_detection=machine_detection,
+            voicemail_message=voicemail_message,
+            recording=recording,
+        )
+
+    async def close(self) -> None:
+        """Stop the server ``call()`` started (or a running ``serve()``), ending its calls."""
+        if self._running is not None:
+            await self._stop_server(self._running)
+
+    def _server_config(
+        self,
+        agent: Agent,
+        callbacks: Callbacks,
+        *,
+        recording: bool,
+        voicemail_message: str,
+        max_calls: int,
+        max_call_duration_s: float | None,
+    ) -> ServerConfig:
+        return ServerConfig(
+            public_url=self.webhook_url,
+            phone_number=self.phone_number,
+            agent=agent,
+            keys=self.keys,
+            callbacks=callbacks,
+            max_calls=max_calls,
+            max_duration_s=max_call_duration_s,
+            recording=recording,
+            voicemail_message=voicemail_message,
+        )
+
+    async def _start_server(self, config: ServerConfig, *, port: int, host: str) -> _Running:
+        """Build the server for ``config``, prepare its agent and listen on ``host:port``."""
+        bridge_pipecat_logs()
         server = PatterServer(
-            ServerConfig(
-                public_url=self.webhook_url,
-                phone_number=self.phone_number,
-                agent=agent,
-                keys=self.keys,
-                callbacks=callbacks,
-                max_calls=max_calls,
-                max_duration_s=max_call_duration_s,
-            ),
-            rest=rest,
+            config,
+            rest=TwilioRest(self.twilio_sid, self._twilio_token, base_url=self.twilio_base_url),
             verifier=WebhookVerifier(self._twilio_token, self.webhook_url),
             tokens=MediaTokens(self._server_secret),
             disclosure_audio=self.disclosure_audio,
         )
-        server.recording = recording  # type: ignore[attr-defined]
-        server.voicemail_message = voicemail_message  # type: ignore[attr-defined]
-        uv = uvicorn.Server(
-            uvicorn.Config(server.app, host=host, port=port, log_level="warning", lifespan="off",
-                           ws_max_size=server.config.max_message_bytes)
-        )
-        uv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        runner = ServerRunner(server, host=host, port=port)
         try:
-            await self.disclosure_audio(agent)
-            server.kits.stock(agent)
-            await rest.point_number_at(
-                self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
-            )
-            serving = asyncio.create_task(uv.serve())
-            while not uv.started and not serving.done():
-                await asyncio.sleep(0.01)
-            if serving.done():
-                serving.result()
-                raise PatterConfigError(f"the server could not start on {host}:{port}")
-            self._server = server
-            self._serving.set()
-            logger.info("serving", extra={"port": port})
-            await serving
-        finally:
-            self._serving.clear()
-            self._server = None
+            await self.disclosure_audio(config.agent)
+            server.kits.stock(config.agent)
+            await runner.start()
+        except BaseException:
             server.kits.close()
-            await server.end_all_calls()
-            uv.should_exit = True
-            await rest.close()
+            await runner.stop()
+            raise
+        self._running = _Running(runner, OutboundCalls(server))
+        return self._running
+
+    async def _stop_server(self, running: _Running) -> None:
+        """End the server's calls (outbound ones still ringing too), then stop it."""
+        if self._running is running:
+            self._running = None
+        self._serving.clear()
+        server = running.runner.server
+        server.kits.close()
+        await running.outbound.close()
+        await server.end_all_calls()
+        await running.runner.stop()
 
     async def wait_until_serving(self, timeout_s: float = 30.0) -> None:
         """Wait until ``serve()`` accepts calls (useful in tests and scripts)."""
@@ -235,6 +328,14 @@ class Patter:
         if cached is not None:
             return cached
         return await self._speech_cache.get(key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure)
+
+
+@dataclass(frozen=True)
+class _Running:
+    """The server of this ``Patter`` while it runs, and its outbound calls."""
+
+    runner: ServerRunner
+    outbound: OutboundCalls
 
 
 def _override(value: str | None, env: str, setting: str, *, websocket: bool = False) -> str | None:

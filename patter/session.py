@@ -33,6 +33,7 @@ from patter.agent import Agent, Tool
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
 from patter.processors.call_control import CallControl
+from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector, dtmf_text
@@ -67,6 +68,7 @@ class CallOptions:
     max_duration_s: float | None = None
     min_barge_in_s: float = 0.25
     hold_until_answered: bool = False
+    record: bool = False
     extra_end_fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,12 +99,16 @@ class CallSession:
         self._ended = False
         self.ended_by: str | None = None
         self.transfer_to: str | None = None
-        self.end_fields: dict[str, Any] = {}
+        self.end_fields: dict[str, Any] = dict(options.extra_end_fields)
         self._pending_heard_text = ""
         self._answered = asyncio.Event()
         if not options.hold_until_answered:
             self._answered.set()
         self.disclosure = AIDisclosure(disclosure_audio, start=self._answered)
+        self.caller_input = CallerInputMute()
+        self._running = asyncio.Event()
+        self._first_message_due = True
+        self._finish_after: list[asyncio.Future[Any]] = []
         self.control = CallControl(
             allowlist=agent.transfer_allowlist,
             on_transfer=self._transfer,
@@ -140,7 +146,7 @@ class CallSession:
         user, assistant = aggregators.user(), aggregators.assistant()
         user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
         assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
-        return CallPipeline(
+        pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
                 ("disclosure_gate", self.disclosure.gate()),
@@ -155,6 +161,9 @@ class CallSession:
                 ("assistant_context", assistant),
             ]
         )
+        if self._options.hold_until_answered:
+            pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
+        return pipeline
 
     # ----- running --------------------------------------------------------------------
 
@@ -175,6 +184,7 @@ class CallSession:
                 cancel_on_idle_timeout=False,
                 enable_rtvi=False,
             )
+            self._running.set()
             self.history.add("assistant", self.agent.disclosure)
             await fire(self._callbacks.on_call_start, self._event())
             disclosure = self._event(text=self.agent.disclosure, role="assistant")
@@ -205,14 +215,25 @@ class CallSession:
         self._answered.set()
         if speak_first_message:
             await self._queue_first_message()
+        else:
+            self._first_message_due = False
 
-    async def say_then_hang_up(self, text: str) -> None:
-        """Speak ``text``, wait until it has been heard, then hang up (voicemail)."""
-        self._answered.set()
-        checkpoint = PlayoutCheckpointFrame(label="voicemail")
+    async def say(self, text: str) -> bool:
+        """Speak ``text`` and wait until it has been heard; False if the stream ended first.
+
+        Waits for the pipeline to start if it has not yet (e.g. a voicemail decided
+        before the stream connected).
+        """
+        await self._running.wait()
+        checkpoint = PlayoutCheckpointFrame(label="say")
         await self.queue(TTSSpeakFrame(text), checkpoint)
         await checkpoint.reached.wait()
-        await self._agent_hang_up()
+        return not self.transport.ledger.stream_closed
+
+    def finish_after(self, task: asyncio.Future[Any]) -> None:
+        """Make ``on_call_end`` wait (up to ``END_GRACE_S``) for ``task``, e.g. a REST request
+        whose answer belongs in the end event."""
+        self._finish_after.append(task)
 
     async def queue(self, *frames: Any) -> None:
         """Queue frames at the head of the running pipeline."""
@@ -231,7 +252,9 @@ class CallSession:
     # ----- events from the chain ------------------------------------------------------
 
     async def _queue_first_message(self) -> None:
-        if self.agent.first_message:
+        # Once, and only into a running pipeline: run() queues it if it was released earlier.
+        if self.agent.first_message and self._first_message_due and self._worker is not None:
+            self._first_message_due = False
             await self.queue(TTSSpeakFrame(self.agent.first_message))
 
     async def _on_stream_end(self, reason: str) -> None:
@@ -305,6 +328,8 @@ class CallSession:
         if self._ended:
             return
         self._ended = True
+        if self._finish_after:
+            await asyncio.wait(self._finish_after, timeout=END_GRACE_S)
         history = self.history.snapshot()
         event = self._event(
             transcript=history,

@@ -155,6 +155,9 @@ class OutboundScript:
     amd_delay_s: float = 0.2
     """Time from answer to the AMD verdict (async callback, or TwiML fetch with sync AMD)."""
     ring_s: float = 0.0
+    twiml_delay_s: float = 0.0
+    """Time from answer to fetching the call's TwiML (a slow network): with a shorter
+    ``amd_delay_s``, the async AMD verdict reaches the application before the stream starts."""
     phone_options: dict[str, Any] = field(default_factory=dict)
     """Extra ``SimulatedPhone`` keyword arguments for the call's media stream."""
 

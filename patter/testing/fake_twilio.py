@@ -281,6 +281,8 @@ class FakeTwilio:
             else:
                 await asyncio.sleep(script.amd_delay_s)
                 call.answered_by = script.answered_by
+        if script.twiml_delay_s:
+            await asyncio.sleep(script.twiml_delay_s)
         twiml = params.get("Twiml") or await self._twiml.fetch(
             call, "twiml", params["Url"], params.get("Method", "POST")
         )

@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from patter.agent import Agent
 from patter.client import Patter
+from patter.outbound import OutboundCall
 from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
@@ -27,6 +28,7 @@ from patter.testing.fake_twilio import FakeCall, FakeTwilio
 
 PATTER_NUMBER = "+15550001234"
 CALLER_NUMBER = "+15557654321"
+CALLEE_NUMBER = "+15550009876"
 OPENAI_KEY = "sk-test-openai-0123456789"
 DEEPGRAM_KEY = "dg-test-0123456789abcdef"
 ELEVENLABS_KEY = "xi-test-0123456789abcdef"
@@ -50,6 +52,7 @@ class LoopbackWorld:
         self.port = 0
         self._stack = AsyncExitStack()
         self._serving: asyncio.Task[None] | None = None
+        self._phones: list[Patter] = []
 
     @property
     def secrets(self) -> list[str]:
@@ -80,7 +83,9 @@ class LoopbackWorld:
             "elevenlabs_base_url": self.elevenlabs.base_url,
         }
         settings.update(overrides)
-        return Patter(**settings)
+        phone = Patter(**settings)
+        self._phones.append(phone)
+        return phone
 
     async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
         """Run ``phone.serve(agent, ...)`` in the background until the world closes."""
@@ -104,6 +109,15 @@ class LoopbackWorld:
         """Place an inbound call to the Patter number, as Twilio would."""
         return await self.twilio.place_inbound_call(from_=from_, to=PATTER_NUMBER, **kwargs)
 
+    async def call_out(
+        self, phone: Patter, agent: Agent, *, to: str = CALLEE_NUMBER, **call_kwargs: Any
+    ) -> OutboundCall:
+        """``phone.call(to, agent, ...)``, starting its server on the world's port if needed.
+
+        Script the far end first with ``world.twilio.next_outbound = OutboundScript(...)``.
+        """
+        return await phone.call(to, agent, port=self.port, host="127.0.0.1", **call_kwargs)
+
     async def __aenter__(self) -> Self:
         for fake in (self.twilio, self.openai, self.deepgram, self.elevenlabs):
             await self._stack.enter_async_context(fake)
@@ -116,6 +130,8 @@ class LoopbackWorld:
         tb: TracebackType | None,
     ) -> None:
         await self.stop_serving()
+        for phone in self._phones:
+            await phone.close()  # a server that call() started in the background
         await self._stack.aclose()
 
 

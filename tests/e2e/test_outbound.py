@@ -1,0 +1,171 @@
+"""Outbound calls end to end: Calls.json → status callbacks → voice webhook → stream → callee."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from patter import OutboundCall, PatterConfigError
+from patter.events import Event
+from patter.testing import OutboundScript
+from patter.testing.audio import best_match, resample, synthesize_speech
+from patter.testing.harness import CALLEE_NUMBER, PATTER_NUMBER, LoopbackWorld, wait_for
+
+GREETING = "Hello, this is Acme calling about your order."
+
+
+def tts_audio_at_8k(text: str) -> bytes:
+    """What the fake OpenAI TTS returns for ``text``, at the phone's rate."""
+    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
+
+
+def calls_requests(world: LoopbackWorld) -> list[tuple[str, dict[str, str]]]:
+    """The REST requests about calls, in order: (path after the account, params)."""
+    return [
+        (r.path.split(world.twilio.account_sid, 1)[1], r.params)
+        for r in world.twilio.requests
+        if "/Calls" in r.path
+    ]
+
+
+async def test_call_without_serve_starts_the_server_and_the_callee_hears_the_agent(
+    world: LoopbackWorld,
+) -> None:
+    phone = world.patter()
+    agent = phone.agent("You are calling about an order.", first_message=GREETING)
+    started: list[Event] = []
+    ended: list[Event] = []
+
+    handle = await world.call_out(
+        phone, agent, on_call_start=started.append, on_call_end=ended.append
+    )
+
+    assert isinstance(handle, OutboundCall)
+    call = await world.twilio.wait_for_call()
+    assert handle.call_sid == call.sid
+    path, params = calls_requests(world)[0]
+    assert path == "/Calls.json"
+    assert params["To"] == CALLEE_NUMBER and params["From"] == PATTER_NUMBER
+    assert params["Url"] == f"{world.public_url}/twilio/voice"
+    assert params["StatusCallback"] == f"{world.public_url}/twilio/status"
+    status_events = world.twilio.requests[0].param_lists["StatusCallbackEvent"]
+    assert status_events == ["initiated", "ringing", "answered", "completed"]
+    assert "MachineDetection" not in params and "Record" not in params
+
+    callee = await call.wait_stream(timeout=20)
+    await callee.wait_for_heard(3.5, timeout=20)
+    await callee.wait_until_quiet(quiet_s=0.6, timeout=20)
+    heard = callee.heard_pcm()
+    assert best_match(heard, tts_audio_at_8k(agent.disclosure)[4000:12000]) > 0.6
+    assert best_match(heard, tts_audio_at_8k(GREETING)[2000:8000]) > 0.6
+    assert [w.kind for w in world.twilio.webhook_responses][:4] == [
+        "status", "status", "status", "twiml"
+    ]
+    assert all(w.status == 204 for w in world.twilio.webhook_responses if w.kind == "status")
+
+    await callee.hang_up()
+    end = await handle.wait(timeout_s=20)
+    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
+    assert ended == [end]
+    assert end["ended_by"] == "caller" and end["status"] == "completed"
+    assert end["answered_by"] is None and end["voicemail_left"] is False
+    assert end["call_sid"] == call.sid and end["direction"] == "outbound"
+    assert len(started) == 1
+    assert started[0]["callee"] == CALLEE_NUMBER and started[0]["caller"] == PATTER_NUMBER
+    assert started[0]["direction"] == "outbound"
+    await wait_for(lambda: handle.status == "completed", timeout=10)
+    # call() places calls; it leaves the number's inbound configuration alone.
+    assert not [r for r in world.twilio.requests if "IncomingPhoneNumbers" in r.path]
+
+
+async def test_call_while_serving_uses_that_server_and_the_calls_own_agent(
+    world: LoopbackWorld,
+) -> None:
+    phone = world.patter()
+    served_ends: list[Event] = []
+    await world.serve(
+        phone, phone.agent("Inbound receptionist.", first_message="Thanks for calling."),
+        on_call_end=served_ends.append,
+    )
+    outbound_agent = phone.agent("Outbound reminder.", first_message=GREETING)
+
+    handle = await phone.call(CALLEE_NUMBER, outbound_agent)
+
+    call = await world.twilio.wait_for_call()
+    callee = await call.wait_stream(timeout=20)
+    await wait_for(lambda: GREETING in world.openai.spoken, timeout=20)
+    assert "Thanks for calling." not in world.openai.spoken
+    await callee.wait_until_quiet(quiet_s=0.6, timeout=20)
+    await callee.hang_up()
+    end = await handle.wait(timeout_s=20)
+    assert served_ends == [end]  # serve()'s callbacks apply unless call() overrides them
+    assert end["callee"] == CALLEE_NUMBER
+
+
+@pytest.mark.parametrize("answer", ["busy", "no-answer", "failed"])
+async def test_call_that_never_connects_ends_once_with_its_status(
+    world: LoopbackWorld, answer: str
+) -> None:
+    world.twilio.next_outbound = OutboundScript(answer=answer)  # type: ignore[arg-type]
+    phone = world.patter()
+    started: list[Event] = []
+    ended: list[Event] = []
+
+    handle = await world.call_out(
+        phone, phone.agent("You are a test bot."),
+        on_call_start=started.append, on_call_end=ended.append,
+    )
+    end = await handle.wait(timeout_s=20)
+    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
+
+    assert ended == [end] and started == []
+    assert end["ended_by"] == answer and end["status"] == answer
+    assert end["transcript"] == [] and end["history"] == []
+    assert end["callee"] == CALLEE_NUMBER and end["direction"] == "outbound"
+    assert handle.status == answer and handle.done
+    call = world.twilio.calls[handle.call_sid]
+    assert [r.params["CallStatus"] for r in call.status_callbacks] == [
+        "initiated", "ringing", answer
+    ]
+    assert all(r.status == 204 for r in call.status_callbacks)
+    assert call.phone is None
+    assert [path for path, _ in calls_requests(world)] == ["/Calls.json"]
+
+
+@pytest.mark.parametrize("to", ["5550009876", "+1 555 000 9876", "+0123456789", "", None])
+async def test_invalid_to_is_refused_before_anything_is_dialled(
+    world: LoopbackWorld, to: object
+) -> None:
+    phone = world.patter()
+    with pytest.raises(PatterConfigError, match=r"call\(to=\.\.\.\) must be an E\.164"):
+        await phone.call(to, phone.agent("You are a test bot."))  # type: ignore[arg-type]
+    assert world.twilio.requests == []
+
+
+async def test_close_hangs_up_a_call_still_ringing_and_ends_it_once(world: LoopbackWorld) -> None:
+    world.twilio.next_outbound = OutboundScript(ring_s=30)
+    phone = world.patter()
+    ended: list[Event] = []
+    handle = await world.call_out(phone, phone.agent("You are a test bot."),
+                                  on_call_end=ended.append)
+    await wait_for(lambda: handle.status == "ringing", timeout=20)
+
+    await phone.close()
+
+    end = await handle.wait(timeout_s=10)
+    assert ended == [end]
+    assert end["ended_by"] == "shutdown" and end["status"] == "ringing"
+    call = world.twilio.calls[handle.call_sid]
+    assert call.status == "completed" and call.phone is None
+    assert calls_requests(world)[-1] == (f"/Calls/{call.sid}.json", {"Status": "completed"})
+
+
+async def test_serve_refuses_to_start_beside_the_server_call_started(world: LoopbackWorld) -> None:
+    phone = world.patter()
+    agent = phone.agent("You are a test bot.")
+    world.twilio.next_outbound = OutboundScript(answer="busy")
+    handle = await world.call_out(phone, agent)
+    await handle.wait(timeout_s=20)
+    with pytest.raises(PatterConfigError, match=r"phone\.close\(\)"):
+        await phone.serve(agent, port=world.port, host="127.0.0.1")
