@@ -108,6 +108,7 @@ class CallSession:
         self.caller_input = CallerInputMute()
         self._running = asyncio.Event()
         self._first_message_due = True
+        self._disclosure_noted = False
         self._finish_after: list[asyncio.Future[Any]] = []
         self.control = CallControl(
             allowlist=agent.transfer_allowlist,
@@ -185,10 +186,11 @@ class CallSession:
                 enable_rtvi=False,
             )
             self._running.set()
-            self.history.add("assistant", self.agent.disclosure)
+            # A call held for an answering machine verdict notes the disclosure once released.
+            noted = self._answered.is_set() and self._note_disclosure()
             await fire(self._callbacks.on_call_start, self._event())
-            disclosure = self._event(text=self.agent.disclosure, role="assistant")
-            await fire(self._callbacks.on_message, disclosure)
+            if noted:
+                await self._announce_disclosure()
             if self._answered.is_set():
                 await self._queue_first_message()
             if self._options.max_duration_s:
@@ -213,6 +215,8 @@ class CallSession:
         if self._answered.is_set():
             return
         self._answered.set()
+        if self._running.is_set() and self._note_disclosure():
+            await self._announce_disclosure()
         if speak_first_message:
             await self._queue_first_message()
         else:
@@ -250,6 +254,18 @@ class CallSession:
             await self._socket.close()
 
     # ----- events from the chain ------------------------------------------------------
+
+    def _note_disclosure(self) -> bool:
+        """Add the disclosure to the history, once; True the first time."""
+        if self._disclosure_noted:
+            return False
+        self._disclosure_noted = True
+        self.history.add("assistant", self.agent.disclosure)
+        return True
+
+    async def _announce_disclosure(self) -> None:
+        disclosure = self._event(text=self.agent.disclosure, role="assistant")
+        await fire(self._callbacks.on_message, disclosure)
 
     async def _queue_first_message(self) -> None:
         # Once, and only into a running pipeline: run() queues it if it was released earlier.

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from patter.agent import DEFAULT_DISCLOSURE
 from patter.events import Event
 from patter.testing import OutboundScript
 from patter.testing.audio import best_match, resample, synthesize_speech
@@ -95,7 +96,7 @@ async def test_a_person_hears_the_disclosure_then_the_first_message(
     await callee.wait_until_quiet(quiet_s=0.6, timeout=20)
 
     heard = callee.heard_pcm()
-    disclosure = tts_audio_at_8k(world.openai.spoken[0])
+    disclosure = tts_audio_at_8k(DEFAULT_DISCLOSURE)
     assert best_match(heard, disclosure[4000:12000]) > 0.6
     assert best_match(heard, tts_audio_at_8k(GREETING)[2000:8000]) > 0.6
     assert world.openai.spoken[-1] == GREETING
@@ -153,7 +154,7 @@ async def test_a_machine_gets_the_voicemail_once_then_the_call_is_hung_up(
     await wait_for(lambda: bool(ended), timeout=20)
 
     heard = callee.heard_pcm()
-    disclosure = tts_audio_at_8k(world.openai.spoken[0])
+    disclosure = tts_audio_at_8k(DEFAULT_DISCLOSURE)
     voicemail = tts_audio_at_8k(VOICEMAIL)
     assert best_match(heard, disclosure[4000:12000]) > 0.6
     assert best_match(heard, voicemail[2000:8000]) > 0.6
@@ -171,6 +172,9 @@ async def test_a_machine_gets_the_voicemail_once_then_the_call_is_hung_up(
     end = ended[0]
     assert end["answered_by"] == answered_by and end["voicemail_left"] is True
     assert end["ended_by"] == "agent"
+    assert [(e["role"], e["text"]) for e in end["transcript"]] == [
+        ("assistant", DEFAULT_DISCLOSURE), ("assistant", VOICEMAIL)
+    ]
     assert len(ended) == 1
 
 
@@ -205,6 +209,7 @@ async def test_a_machine_without_voicemail_or_a_fax_is_hung_up_on_without_a_soun
     ]
     assert ended[0]["answered_by"] == answered_by
     assert ended[0]["voicemail_left"] is False and ended[0]["ended_by"] == "agent"
+    assert ended[0]["transcript"] == []  # not even the disclosure was said
 
 
 async def test_machine_start_is_not_final_so_the_agent_keeps_waiting(
