@@ -89,3 +89,15 @@ def test_numbers_in_the_prompt_and_the_allowlist_may_be_transfer_targets() -> No
     )
     assert agent.may_transfer_to("+15550001111") and agent.may_transfer_to("+15550002222")
     assert not agent.may_transfer_to("+19005550000")
+
+
+async def test_a_wrong_twilio_token_fails_serve_with_an_error_naming_the_fix() -> None:
+    from patter import TwilioError
+    from patter.testing.harness import LoopbackWorld
+
+    async with LoopbackWorld() as world:
+        phone = world.patter(twilio_token="wrong-token-value-123")
+        with pytest.raises(TwilioError, match=r"twilio_token") as info:
+            await world.serve(phone, phone.agent("You are a test bot."))
+        assert "wrong-token-value-123" not in str(info.value)
+        assert info.value.status == 401

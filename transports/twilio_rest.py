@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -98,6 +98,15 @@ class TwilioRest:
             return await awaitable
         except TwilioRestException as exc:
             raise _error(exc) from None
+        except TwilioException as exc:
+            # List pages raise a bare TwilioException (e.g. on HTTP 401) with the response attached.
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = int(getattr(response, "status_code", 0) or 0)
+            hint = " — check Patter(twilio_sid=..., twilio_token=...)." if status == 401 else ""
+            raise TwilioError(
+                redact(f"Twilio REST request failed: HTTP {status}: {exc.args[0]}{hint}"),
+                status=status,
+            ) from None
 
 
 def _error(exc: TwilioRestException) -> TwilioError:
