@@ -10,6 +10,7 @@ event loop that paces the live calls' audio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass
 
 from patter._log import get_logger
@@ -21,11 +22,11 @@ from patter._pipecat import (
     TTSService,
     TurnAnalyzerUserTurnStopStrategy,
     UserTurnStrategies,
-    VADParams,
     VADUserTurnStartStrategy,
 )
 from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from patter.agent import Agent
+from patter.processors.barge_in import barge_in_vad_params
 from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
 
 logger = get_logger(__name__)
@@ -53,7 +54,7 @@ def build_kit(agent: Agent, keys: VendorKeys, *, min_barge_in_s: float = 0.25) -
         tts=make_tts(agent.tts, agent.voice, keys),
         llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys),
         vad=SharedSileroVADAnalyzer(
-            sample_rate=PHONE_RATE_HZ, params=VADParams(start_secs=min_barge_in_s)
+            sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(min_barge_in_s)
         ),
         turn_strategies=UserTurnStrategies(
             start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
@@ -92,7 +93,8 @@ class KitShelf:
 
     def _schedule_refill(self, agent: Agent) -> None:
         if self._refill is None or self._refill.done():
-            self._refill = asyncio.create_task(self._restock(agent))
+            # A fresh context: the build must not log under the call SID of the call that took a kit.
+            self._refill = asyncio.create_task(self._restock(agent), context=contextvars.Context())
 
     async def _restock(self, agent: Agent) -> None:
         try:
