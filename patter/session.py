@@ -322,6 +322,10 @@ class CallSession:
     # ----- actions ----------------------------------------------------------------------
 
     async def _transfer(self, number: str, reason: str) -> None:
+        if self.ended_by is not None:
+            logger.info("transfer skipped: the call is already ending",
+                        extra={"ended_by": self.ended_by})
+            return
         self.ended_by = "transfer"
         self.transfer_to = number
         twiml = transfer_twiml(number, caller_id=self._options.caller_id,

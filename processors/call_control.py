@@ -7,7 +7,6 @@ Both act only after the caller has heard what the agent said before calling them
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection
 
 from patter import _validate
@@ -83,9 +82,10 @@ class CallControl:
     def register(self, llm: LLMService) -> None:
         """Register both handlers on ``llm``.
 
-        They are ordinary (synchronous) tools: if the caller barges in before the agent's
-        last sentence has been heard, Pipecat cancels the call and nothing happens — the
-        agent answers the caller instead, and may call the tool again.
+        They are ordinary (synchronous) tools that answer at once. The action itself runs
+        in a task of ``llm`` once the caller has heard the agent's last sentence; a barge-in
+        does not cancel it (the LLM was already told it is under way), it only makes it
+        happen sooner, since the caller will not hear the rest.
         """
         llm.register_function("transfer_call", self._transfer)
         llm.register_function("end_call", self._end_call)
@@ -108,35 +108,41 @@ class CallControl:
                 }
             )
             return
-        if await self._start_acting(params, "transferring"):
+
+        async def transfer() -> None:
             logger.info("transferring call", extra={"to": mask_number(number)})
             await self._on_transfer(number, reason)
 
+        await self._act_once_heard(params, "transferring", transfer)
+
     async def _end_call(self, params: FunctionCallParams) -> None:
-        if await self._start_acting(params, "ending"):
+        async def end_call() -> None:
             logger.info("agent ends the call")
             await self._on_end_call()
 
-    async def _start_acting(self, params: FunctionCallParams, status: str) -> bool:
-        """Answer the tool call, then wait until the caller heard the agent's last words.
+        await self._act_once_heard(params, "ending", end_call)
 
-        False if another transfer/hang-up is under way, or the caller barged in first.
-        """
+    async def _act_once_heard(
+        self, params: FunctionCallParams, status: str, action: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Answer the tool call; run ``action`` once the agent's words before it were heard."""
         if self.acting:
             await params.result_callback({"error": ALREADY_ACTING})
-            return False
+            return
         self.acting = True
         await params.result_callback(
             {"status": status}, properties=FunctionCallResultProperties(run_llm=False)
         )
         checkpoint = PlayoutCheckpointFrame(label=params.function_name)
-        try:
-            await params.llm.push_frame(checkpoint)
-            await checkpoint.reached.wait()
-        except asyncio.CancelledError:
-            self.acting = False
-            logger.info("caller barged in; call action cancelled",
-                        extra={"tool": params.function_name})
-            raise
-        return True
+        await params.llm.push_frame(checkpoint)
+        params.llm.create_task(_run_when_reached(checkpoint, action), params.function_name)
 
+
+async def _run_when_reached(
+    checkpoint: PlayoutCheckpointFrame, action: Callable[[], Awaitable[None]]
+) -> None:
+    await checkpoint.reached.wait()
+    try:
+        await action()
+    except Exception:
+        logger.exception("call action failed", extra={"action": checkpoint.label})

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from patter._log import get_logger
 from patter._pipecat import (
@@ -24,6 +27,8 @@ logger = get_logger(__name__)
 
 MAX_HELD_FRAMES = 3000  # 60 s of 20 ms caller frames: a bound, far above any disclosure
 RELEASE_SPEEDUP = 4.0
+PACE_AFTER_SPEECH_S = 1.0  # > VAD stop time, so a segment ends before the next one starts
+SPEECH_FLOOR_DBFS = -45.0
 
 
 class AIDisclosure:
@@ -35,9 +40,10 @@ class AIDisclosure:
     it). ``gate()`` (right after the transport input) holds caller audio and keypresses
     until then and releases them in order: nothing the caller said is lost.
 
-    Held audio is released faster than real time (``release_speedup``), not all at once:
-    VAD-segmented speech-to-text cuts its segments on VAD events that travel back
-    upstream, and a burst would overtake them and cut the caller's words off.
+    Held silence is released at once; audio that may be speech (and the second after it)
+    faster than real time (``release_speedup``), not in a burst: VAD-segmented
+    speech-to-text cuts its segments on VAD events that travel back upstream, and a
+    burst would overtake them and cut the caller's words off.
 
     Args:
         audio: 16-bit mono PCM of the disclosure.
@@ -126,17 +132,18 @@ class _DisclosureGate(FrameProcessor):
         await self._disclosure.finished.wait()
         logger.debug("disclosure heard; releasing held caller input",
                      extra={"frames": len(self._held)})
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        released_s = 0.0
+        pace_left_s = 0.0  # audio still to pace since the last frame that may be speech
         while self._held:
             frame = self._held.popleft()
             await self.push_frame(frame)
-            if isinstance(frame, InputAudioRawFrame) and frame.sample_rate:
-                released_s += frame.num_frames / frame.sample_rate
-                delay = started + released_s / self._disclosure.release_speedup - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            if not isinstance(frame, InputAudioRawFrame) or not frame.sample_rate:
+                continue
+            if _may_be_speech(frame.audio):
+                pace_left_s = PACE_AFTER_SPEECH_S
+            if pace_left_s > 0:
+                duration_s = frame.num_frames / frame.sample_rate
+                pace_left_s -= duration_s
+                await asyncio.sleep(duration_s / self._disclosure.release_speedup)
         self._releasing = False
 
     async def cleanup(self) -> None:
@@ -178,3 +185,12 @@ class _DisclosurePlayer(FrameProcessor):
         audio.interruptible = False
         await self.push_frame(audio)
         await self.push_frame(self._disclosure.checkpoint)
+
+
+def _may_be_speech(pcm: bytes) -> bool:
+    """Whether 16-bit PCM is louder than a phone line's silence (``SPEECH_FLOOR_DBFS``)."""
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    if samples.size == 0:
+        return False
+    rms = float(np.sqrt(np.mean(samples * samples))) / 32768.0
+    return 20 * math.log10(max(rms, 1e-9)) > SPEECH_FLOOR_DBFS

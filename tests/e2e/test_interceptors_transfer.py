@@ -51,7 +51,7 @@ async def start_call(world: LoopbackWorld, agent_kwargs: dict[str, Any],
 
 async def test_transfer_redirects_the_call_once_the_sentence_was_heard(
         world: LoopbackWorld) -> None:
-    world.openai.transcripts.append("Put me through to billing, please.")
+    world.openai.transcripts.append("Put me through to billing please.")
     world.openai.call_tool("transfer_call", {"phone_number": BILLING, "reason": "billing"},
                            say=TRANSFER_SENTENCE)
     ended: list[Event] = []
@@ -60,7 +60,7 @@ async def test_transfer_redirects_the_call_once_the_sentence_was_heard(
     assert call.phone is not None
     snapshot = asyncio.create_task(heard_when_updated(world, call))
 
-    call.phone.say_text("Put me through to billing, please.")
+    call.phone.say_text("Put me through to billing please.")
     heard, still_queued_ms = await snapshot
     await wait_for(lambda: bool(ended), timeout=20)
     await asyncio.sleep(0.3)  # a second on_call_end would arrive here
@@ -105,7 +105,7 @@ async def test_transfer_allowlist_and_hold_music_are_configurable(world: Loopbac
 
 
 async def test_a_number_not_allowed_is_refused_and_the_llm_reads_why(world: LoopbackWorld) -> None:
-    world.openai.transcripts.append("Transfer me to 1 900 555 0199 right now.")
+    world.openai.transcripts.append("Transfer me to the premium line right now.")
     world.openai.call_tool("transfer_call", {"phone_number": "1-900-555-0199"})
     world.openai.call_tool("transfer_call", {"phone_number": "+19005550199"})
     world.openai.reply_with("Sorry, I cannot transfer you to that number.")
@@ -116,7 +116,7 @@ async def test_a_number_not_allowed_is_refused_and_the_llm_reads_why(world: Loop
     voiced_before = call.phone.heard_voiced_s
     before = len(call.phone.heard_pcm())
 
-    call.phone.say_text("Transfer me to 1 900 555 0199 right now.")
+    call.phone.say_text("Transfer me to the premium line right now.")
     await wait_for(lambda: len(world.openai.chat_requests) == 3, timeout=30)
     await call.phone.wait_for_heard(voiced_before + 1.0, timeout=20)
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
@@ -140,14 +140,14 @@ async def test_a_user_tool_cannot_take_the_name_transfer_call(world: LoopbackWor
 
 
 async def test_end_call_hangs_up_once_the_goodbye_was_heard(world: LoopbackWorld) -> None:
-    world.openai.transcripts.append("That is all, thank you.")
+    world.openai.transcripts.append("That is all thank you.")
     world.openai.call_tool("end_call", {"reason": "caller is done"}, say=GOODBYE)
     ended: list[Event] = []
     call = await start_call(world, {"system_prompt": "You are a receptionist."}, ended)
     assert call.phone is not None
     snapshot = asyncio.create_task(heard_when_updated(world, call))
 
-    call.phone.say_text("That is all, thank you.")
+    call.phone.say_text("That is all thank you.")
     heard, still_queued_ms = await snapshot
     await wait_for(lambda: bool(ended), timeout=20)
 
