@@ -1,4 +1,4 @@
-"""First audio: Twilio's ``start`` → the first agent audio the phone receives, Patter vs plain Pipecat.
+"""First audio: Twilio's ``start`` → the first agent audio the phone gets, Patter vs plain Pipecat.
 
 Run: ``.venv/bin/python -P benchmarks/first_audio.py [--calls 10]``
 
@@ -84,8 +84,10 @@ async def main(calls: int) -> None:
         print(f"{label + ', median':34}{p_med:10.1f}{b_med:10.1f}{p_med / b_med:16.2f}")
         print(f"{label + ', worst':34}{p_max:10.1f}{b_max:10.1f}{p_max / b_max:16.2f}")
         spaced_worst = spaced_worst or p_max
-    print("target (issue 4): first audio within 100 ms of start when the disclosure is cached"
-          f" (calls 1 s apart, worst): {'met' if spaced_worst <= 100 else 'NOT met'}")
+    print(
+        "target (issue 4): first audio within 100 ms of start when the disclosure is cached"
+        f" (calls 1 s apart, worst): {'met' if spaced_worst <= 100 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

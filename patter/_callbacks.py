@@ -25,7 +25,7 @@ class Callbacks:
     on_message: Callback | None = None
     on_recording: Callback | None = None
 
-    def merged(self, override: "Callbacks") -> "Callbacks":
+    def merged(self, override: Callbacks) -> Callbacks:
         """These callbacks, with every callback set in ``override`` taking precedence."""
         return Callbacks(
             **{

@@ -93,7 +93,7 @@ class KitShelf:
 
     def _schedule_refill(self, agent: Agent) -> None:
         if self._refill is None or self._refill.done():
-            # A fresh context: the build must not log under the call SID of the call that took a kit.
+            # A fresh context: the build must not log under the SID of the call that took a kit.
             self._refill = asyncio.create_task(self._restock(agent), context=contextvars.Context())
 
     async def _restock(self, agent: Agent) -> None:

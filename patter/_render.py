@@ -52,7 +52,9 @@ async def render_speech(tts: TTSService, text: str, *, timeout_s: float = 30.0) 
     collector = _AudioCollector()
     worker = PipelineWorker(
         Pipeline([tts, collector]),
-        params=PipelineParams(audio_in_sample_rate=PHONE_RATE_HZ, audio_out_sample_rate=PHONE_RATE_HZ),
+        params=PipelineParams(
+            audio_in_sample_rate=PHONE_RATE_HZ, audio_out_sample_rate=PHONE_RATE_HZ
+        ),
         cancel_on_idle_timeout=False,
         enable_rtvi=False,
         enable_turn_tracking=False,
@@ -66,7 +68,9 @@ async def render_speech(tts: TTSService, text: str, *, timeout_s: float = 30.0) 
     rate = collector.chunks[0][1]
     pcm = b"".join(chunk for chunk, _ in collector.chunks)
     if rate != PHONE_RATE_HZ:
-        samples = soxr.resample(np.frombuffer(pcm, dtype=np.int16), rate, PHONE_RATE_HZ, quality="HQ")
+        samples = soxr.resample(
+            np.frombuffer(pcm, dtype=np.int16), rate, PHONE_RATE_HZ, quality="HQ"
+        )
         pcm = np.clip(samples, -32768, 32767).astype(np.int16).tobytes()
     return pcm
 

@@ -35,7 +35,9 @@ def _silero_session() -> ort.InferenceSession:
 
 @functools.cache
 def _smart_turn_session() -> ort.InferenceSession:
-    path = resources.files("pipecat.audio.turn.smart_turn.data").joinpath("smart-turn-v3.2-cpu.onnx")
+    path = resources.files("pipecat.audio.turn.smart_turn.data").joinpath(
+        "smart-turn-v3.2-cpu.onnx"
+    )
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1

@@ -67,9 +67,10 @@ def fill_placeholders(text: str, variables: Mapping[str, Any], setting: str) -> 
     """Replace each ``{name}`` in ``text`` with ``variables[name]``; a missing one is an error."""
     missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(variables))
     if missing:
+        placeholders = ", ".join("{" + name + "}" for name in missing)
         raise PatterConfigError(
-            f"{setting} uses {', '.join('{' + n + '}' for n in missing)} but agent(variables=...) "
-            f"has no value for {', '.join(missing)}: add it to variables, or remove the placeholder."
+            f"{setting} uses {placeholders} but agent(variables=...) has no value for "
+            f"{', '.join(missing)}: add it to variables, or remove the placeholder."
         )
     return _PLACEHOLDER.sub(lambda m: str(variables[m.group(1)]), text)
 
@@ -90,7 +91,9 @@ def _coerce_tool(tool: Tool | Mapping[str, Any]) -> Tool:
                 f"each tool needs 'name' and 'handler' (a function); tool {dict(tool)!r} "
                 f"has no {exc.args[0]!r}."
             ) from None
-    raise PatterConfigError(f"tools must be patter.Tool objects or dicts; got {type(tool).__name__}.")
+    raise PatterConfigError(
+        f"tools must be patter.Tool objects or dicts; got {type(tool).__name__}."
+    )
 
 
 def build_agent(

@@ -66,7 +66,9 @@ class Patter:
     ) -> None:
         self.twilio_sid = _validate.account_sid(_validate.required(twilio_sid, "twilio_sid"))
         self._twilio_token = _validate.required(twilio_token, "twilio_token")
-        self.phone_number = _validate.e164(_validate.required(phone_number, "phone_number"), "phone_number")
+        self.phone_number = _validate.e164(
+            _validate.required(phone_number, "phone_number"), "phone_number"
+        )
         self.webhook_url = _validate.http_url(
             _validate.required(webhook_url, "webhook_url"), "webhook_url", allow_path_file=False
         )
@@ -92,8 +94,13 @@ class Patter:
                 "you pass llm=<a Pipecat LLM service>)."
             )
         self._server_secret = server_secret or os.environ.get("PATTER_SERVER_SECRET") or None
-        for secret in (self._twilio_token, openai_key, deepgram_key, elevenlabs_key,
-                       self._server_secret):
+        for secret in (
+            self._twilio_token,
+            openai_key,
+            deepgram_key,
+            elevenlabs_key,
+            self._server_secret,
+        ):
             register_secret(secret)
         self._speech_cache = SpeechCache()
         self._running: _Running | None = None
@@ -101,8 +108,8 @@ class Patter:
 
     def __repr__(self) -> str:
         return (
-            f"Patter(twilio_sid={self.twilio_sid[:6]}…, phone_number={mask_number(self.phone_number)}, "
-            f"webhook_url={self.webhook_url!r})"
+            f"Patter(twilio_sid={self.twilio_sid[:6]}…, "
+            f"phone_number={mask_number(self.phone_number)}, webhook_url={self.webhook_url!r})"
         )
 
     # ----- agent ----------------------------------------------------------------------
@@ -172,7 +179,9 @@ class Patter:
         then serves the signed webhooks and media streams on ``host:port``.
         """
         if not isinstance(agent, Agent):
-            raise PatterConfigError("serve(agent=...) needs the object returned by phone.agent(...).")
+            raise PatterConfigError(
+                "serve(agent=...) needs the object returned by phone.agent(...)."
+            )
         if max_calls < 1:
             raise PatterConfigError("serve(max_calls=...) must be at least 1.")
         if self._running is not None:
@@ -240,8 +249,12 @@ class Patter:
         running = self._running
         if running is None:
             config = self._server_config(
-                agent, Callbacks(), recording=False, voicemail_message="",
-                max_calls=DEFAULT_MAX_CALLS, max_call_duration_s=DEFAULT_MAX_CALL_DURATION_S,
+                agent,
+                Callbacks(),
+                recording=False,
+                voicemail_message="",
+                max_calls=DEFAULT_MAX_CALLS,
+                max_call_duration_s=DEFAULT_MAX_CALL_DURATION_S,
             )
             running = await self._start_server(config, port=port, host=host)
             logger.info("serving in the background for call()", extra={"port": port})
@@ -322,12 +335,18 @@ class Patter:
 
     async def disclosure_audio(self, agent: Agent) -> bytes:
         """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached."""
-        vendor = agent.tts if isinstance(agent.tts, str) else ("openai" if agent.tts is None else "custom")
+        vendor = (
+            agent.tts
+            if isinstance(agent.tts, str)
+            else ("openai" if agent.tts is None else "custom")
+        )
         key = SpeechCache.key(vendor, agent.voice, agent.disclosure)
         cached = self._speech_cache.peek(key)
         if cached is not None:
             return cached
-        return await self._speech_cache.get(key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure)
+        return await self._speech_cache.get(
+            key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure
+        )
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ async def run_demo() -> int:
         ended: list[Event] = []
 
         async def on_call_start(event: Event) -> None:
-            print(f"\n📞 call {event['call_sid'][:10]}… from {event['caller']} to {event['callee']}\n")
+            print(
+                f"\n📞 call {event['call_sid'][:10]}… from {event['caller']} to {event['callee']}\n"
+            )
 
         await world.serve(
             phone,

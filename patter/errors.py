@@ -3,7 +3,7 @@
 Hierarchy::
 
     PatterError(Exception)
-    ├── PatterConfigError(PatterError, ValueError)   bad or missing setting; the message names the fix
+    ├── PatterConfigError(PatterError, ValueError)   bad/missing setting; the message names the fix
     └── TwilioError(PatterError)                     a Twilio REST request failed (status, code)
 
 Expected telephony events (a call that already ended, a caller hanging up) are log

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
@@ -17,8 +17,8 @@ Role = Literal["user", "assistant"]
 
 def utc_timestamp(moment: datetime | None = None) -> str:
     """UTC time at second precision with a Z: ``2025-03-15T10:00:01Z``."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Event(Mapping[str, Any]):
@@ -46,7 +46,9 @@ class Event(Mapping[str, Any]):
         try:
             return self._data[name]
         except KeyError:
-            raise AttributeError(f"event has no field {name!r}; fields: {sorted(self._data)}") from None
+            raise AttributeError(
+                f"event has no field {name!r}; fields: {sorted(self._data)}"
+            ) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("events are read-only")

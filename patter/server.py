@@ -123,7 +123,9 @@ class PatterServer:
     def _build_app(self) -> FastAPI:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route(VOICE_PATH, self._voice, methods=["POST"])
-        app.add_api_route(STATUS_PATH, self._make_form_route(lambda: self.on_status), methods=["POST"])
+        app.add_api_route(
+            STATUS_PATH, self._make_form_route(lambda: self.on_status), methods=["POST"]
+        )
         app.add_api_route(AMD_PATH, self._make_form_route(lambda: self.on_amd), methods=["POST"])
         app.add_api_route(
             RECORDING_PATH, self._make_form_route(lambda: self.recorder.on_status), methods=["POST"]
@@ -142,7 +144,9 @@ class PatterServer:
         call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
         if call_sid in self.calls and self.calls[call_sid].streaming:
-            logger.warning("voice webhook for a call already streaming", extra={"call_sid": call_sid})
+            logger.warning(
+                "voice webhook for a call already streaming", extra={"call_sid": call_sid}
+            )
             return Response(hangup_twiml(), media_type=XML)
         if call_sid not in self.calls and self._calls_in_progress() >= self.config.max_calls:
             logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
@@ -155,12 +159,18 @@ class PatterServer:
         token = self.tokens.issue(call_sid)
         twiml = stream_twiml(
             self.media_url,
-            {"token": token, "from": caller, "to": callee,
-             "direction": "outbound" if outbound else "inbound"},
+            {
+                "token": token,
+                "from": caller,
+                "to": callee,
+                "direction": "outbound" if outbound else "inbound",
+            },
         )
         return Response(twiml, media_type=XML)
 
-    def _make_form_route(self, hook: Callable[[], FormHook | None]) -> Callable[[Request], Awaitable[Response]]:
+    def _make_form_route(
+        self, hook: Callable[[], FormHook | None]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
             try:
                 form = await read_signed_form(request, self.verifier)
@@ -191,14 +201,19 @@ class PatterServer:
             return
         live = self.calls.get(start.call_sid)
         if live is not None and live.streaming:
-            logger.warning("second media stream for a call refused",
-                           extra={"call_sid": live.call_sid})
+            logger.warning(
+                "second media stream for a call refused", extra={"call_sid": live.call_sid}
+            )
             await socket.close(POLICY_VIOLATION)
             return
         if live is None:
             params = start.custom_parameters
-            live = LiveCall(start.call_sid, params.get("from", ""), params.get("to", ""),
-                            params.get("direction", "inbound"))
+            live = LiveCall(
+                start.call_sid,
+                params.get("from", ""),
+                params.get("to", ""),
+                params.get("direction", "inbound"),
+            )
             self.calls[start.call_sid] = live
         live.streaming = True  # claimed before any await: a concurrent second stream is refused
         socket.stream_sid = start.stream_sid

@@ -39,8 +39,14 @@ def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorK
             )
         return
     if choice not in vendors:
-        raise PatterConfigError(f"{kind}={choice!r} is not supported; choose one of {', '.join(vendors)}.")
-    key_setting = {"openai": "openai_key", "deepgram": "deepgram_key", "elevenlabs": "elevenlabs_key"}[choice]
+        raise PatterConfigError(
+            f"{kind}={choice!r} is not supported; choose one of {', '.join(vendors)}."
+        )
+    key_setting = {
+        "openai": "openai_key",
+        "deepgram": "deepgram_key",
+        "elevenlabs": "elevenlabs_key",
+    }[choice]
     if not getattr(keys, key_setting):
         env = key_setting.upper().replace("_KEY", "_API_KEY")
         raise PatterConfigError(
@@ -106,5 +112,3 @@ def make_llm(choice: Any, model: str, system_prompt: str, keys: VendorKeys) -> L
         base_url=keys.openai_base_url,
         settings=OpenAILLMService.Settings(model=model, system_instruction=system_prompt),
     )
-
-

@@ -1,4 +1,4 @@
-"""processors/ and transports/ import as patter.processors / patter.transports from a built wheel."""
+"""processors/ and transports/ import as patter.processors / patter.transports from a wheel."""
 
 from __future__ import annotations
 
@@ -12,9 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_wheel_maps_processors_and_transports_into_the_package(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("patter-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -26,27 +37,49 @@ def test_the_wheel_maps_processors_and_transports_into_the_package(tmp_path: Pat
 
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import patter, patter.processors, patter.transports;"
         "assert patter.__file__.startswith(sys.argv[1]), patter.__file__;"
         "assert patter.processors.__file__.startswith(sys.argv[1]);"
-        "print(patter.processors.DtmfInjector.__name__, patter.transports.TwilioMediaOutput.__name__)"
+        "print(patter.processors.DtmfInjector.__name__,"
+        " patter.transports.TwilioMediaOutput.__name__)"
     )
     result = subprocess.run(
         [sys.executable, "-P", "-c", probe, str(target)],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert "DtmfInjector TwilioMediaOutput" in result.stdout
 
 
 def test_the_editable_install_imports_the_mapped_packages() -> None:
     result = subprocess.run(
-        [sys.executable, "-P", "-c",
-         "import patter.processors, patter.transports; print(patter.transports.__file__)"],
-        check=True, capture_output=True, text=True, cwd="/",
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            "import patter.processors, patter.transports; print(patter.transports.__file__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
     )
     assert result.stdout.strip().endswith("transports/__init__.py")

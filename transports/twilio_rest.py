@@ -24,8 +24,14 @@ CALL_ALREADY_ENDED = 20404
 class TwilioRest:
     """The REST calls Patter makes: configure the number, place, redirect, end and record calls."""
 
-    def __init__(self, account_sid: str, auth_token: str, *, base_url: str | None = None,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
         self._http = AsyncTwilioHttpClient(timeout=timeout_s)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
@@ -50,8 +56,10 @@ class TwilioRest:
         number = numbers[0]
         await self._call(
             self._client.incoming_phone_numbers(number.sid).update_async(
-                voice_url=voice_url, voice_method="POST",
-                status_callback=status_url, status_callback_method="POST",
+                voice_url=voice_url,
+                voice_method="POST",
+                status_callback=status_url,
+                status_callback_method="POST",
             )
         )
         return str(number.sid)
@@ -110,7 +118,9 @@ class TwilioRest:
 
 
 def _error(exc: TwilioRestException) -> TwilioError:
-    message = redact(f"Twilio REST {exc.method} failed: HTTP {exc.status} code {exc.code}: {exc.msg}")
+    message = redact(
+        f"Twilio REST {exc.method} failed: HTTP {exc.status} code {exc.code}: {exc.msg}"
+    )
     if exc.status == 401:
         message += " — check Patter(twilio_sid=..., twilio_token=...)."
     return TwilioError(message, status=exc.status, code=exc.code)

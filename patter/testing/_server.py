@@ -64,13 +64,13 @@ class LoopbackServer:
         self._server.should_exit = True
         try:
             await asyncio.wait_for(self._task, timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._server.force_exit = True
             await self._task
         self._server = None
         self._task = None
 
-    async def __aenter__(self) -> "LoopbackServer":
+    async def __aenter__(self) -> LoopbackServer:
         await self.start()
         return self
 

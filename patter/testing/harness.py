@@ -89,8 +89,9 @@ class LoopbackWorld:
 
     async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
         """Run ``phone.serve(agent, ...)`` in the background until the world closes."""
-        self._serving = asyncio.create_task(phone.serve(agent, port=self.port, host="127.0.0.1",
-                                                        **serve_kwargs))
+        self._serving = asyncio.create_task(
+            phone.serve(agent, port=self.port, host="127.0.0.1", **serve_kwargs)
+        )
         waiting = asyncio.create_task(phone.wait_until_serving())
         await asyncio.wait({self._serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if self._serving.done():
@@ -135,7 +136,9 @@ class LoopbackWorld:
         await self._stack.aclose()
 
 
-async def wait_for(predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+async def wait_for(
+    predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until true (for state that has no event to wait on)."""
     async with asyncio.timeout(timeout):
         while not predicate():

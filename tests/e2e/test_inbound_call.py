@@ -1,4 +1,4 @@
-"""A real inbound call end to end: Twilio webhook → TwiML → media stream → STT → LLM → TTS → caller."""
+"""A real inbound call end to end: webhook → TwiML → media stream → STT → LLM → TTS → caller."""
 
 from __future__ import annotations
 
@@ -105,7 +105,9 @@ async def test_on_call_end_fires_once_with_both_roles(world: LoopbackWorld) -> N
     assert end["ended_by"] == "caller"
     assert end["call_sid"] == call.sid
     assert end["duration"] > 0
-    assert all(entry["timestamp"].endswith("Z") and len(entry["timestamp"]) == 20 for entry in end.history)
+    assert all(
+        entry["timestamp"].endswith("Z") and len(entry["timestamp"]) == 20 for entry in end.history
+    )
 
 
 async def test_deepgram_and_elevenlabs_swap_in_by_config(world: LoopbackWorld) -> None:
@@ -113,8 +115,11 @@ async def test_deepgram_and_elevenlabs_swap_in_by_config(world: LoopbackWorld) -
     world.openai.reply_with("Certainly.")
     phone = world.patter(stt="deepgram", tts="elevenlabs")
     transcripts: list[Event] = []
-    await world.serve(phone, phone.agent("You are a test bot.", first_message="Hello."),
-                      on_transcript=transcripts.append)
+    await world.serve(
+        phone,
+        phone.agent("You are a test bot.", first_message="Hello."),
+        on_transcript=transcripts.append,
+    )
     call = await world.call_in()
     assert call.phone is not None
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)

@@ -25,7 +25,10 @@ async def test_cancelling_serve_hangs_up_live_calls_and_reports_each_end_once(
     await asyncio.sleep(0.3)  # a second on_call_end would arrive here
     assert len(ended) == 1
     assert ended[0]["ended_by"] == "shutdown"
-    hang_ups = [r for r in world.twilio.requests
-                if r.path.endswith(f"/Calls/{call.sid}.json") and r.params.get("Status") == "completed"]
+    hang_ups = [
+        r
+        for r in world.twilio.requests
+        if r.path.endswith(f"/Calls/{call.sid}.json") and r.params.get("Status") == "completed"
+    ]
     assert len(hang_ups) == 1
     assert call.status == "completed"
