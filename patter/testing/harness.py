@@ -21,6 +21,7 @@ from typing import Any, Self
 from patter.agent import Agent
 from patter.client import Patter
 from patter.outbound import OutboundCall
+from patter.testing.audio import PHONE_RATE_HZ, resample, synthesize_speech
 from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
@@ -32,6 +33,11 @@ CALLEE_NUMBER = "+15550009876"
 OPENAI_KEY = "sk-test-openai-0123456789"
 DEEPGRAM_KEY = "dg-test-0123456789abcdef"
 ELEVENLABS_KEY = "xi-test-0123456789abcdef"
+
+
+def openai_speech_at_8k(text: str) -> bytes:
+    """What the caller hears when the fake OpenAI TTS says ``text``: its 24 kHz speech at 8 kHz."""
+    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, PHONE_RATE_HZ)
 
 
 def free_port() -> int:
@@ -105,6 +111,14 @@ class LoopbackWorld:
             self._serving.cancel()
             await asyncio.gather(self._serving, return_exceptions=True)
             self._serving = None
+
+    def call_rest_requests(self) -> list[tuple[str, dict[str, str]]]:
+        """REST requests about calls, in order: (path after the account SID, form params)."""
+        return [
+            (r.path.split(self.twilio.account_sid, 1)[1], r.params)
+            for r in self.twilio.requests
+            if "/Calls" in r.path
+        ]
 
     async def call_in(self, *, from_: str = CALLER_NUMBER, **kwargs: Any) -> FakeCall:
         """Place an inbound call to the Patter number, as Twilio would."""

@@ -9,9 +9,9 @@ import pytest
 from patter.agent import DEFAULT_DISCLOSURE
 from patter.events import Event
 from patter.testing import OutboundScript
-from patter.testing.audio import best_match, resample, synthesize_speech
+from patter.testing.audio import best_match
 from patter.testing.fake_twilio import FakeCall
-from patter.testing.harness import LoopbackWorld, wait_for
+from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 from patter.transports.phone import SimulatedPhone
 
 GREETING = "Hello, this is Acme calling about your appointment."
@@ -20,18 +20,6 @@ MACHINE_GREETING = "Hi, you have reached Sam. Please leave a message after the t
 HUMAN_SAYS = "Hello? Who is calling please?"
 
 
-def tts_audio_at_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS returns for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
-
-
-def rest_calls(world: LoopbackWorld, call: FakeCall) -> list[tuple[str, dict[str, str]]]:
-    """The REST requests about calls, in order: (path after the account, params)."""
-    return [
-        (r.path.split(world.twilio.account_sid, 1)[1], r.params)
-        for r in world.twilio.requests
-        if "/Calls" in r.path
-    ]
 
 
 async def place(
@@ -96,9 +84,9 @@ async def test_a_person_hears_the_disclosure_then_the_first_message(
     await callee.wait_until_quiet(quiet_s=0.6, timeout=20)
 
     heard = callee.heard_pcm()
-    disclosure = tts_audio_at_8k(DEFAULT_DISCLOSURE)
+    disclosure = openai_speech_at_8k(DEFAULT_DISCLOSURE)
     assert best_match(heard, disclosure[4000:12000]) > 0.6
-    assert best_match(heard, tts_audio_at_8k(GREETING)[2000:8000]) > 0.6
+    assert best_match(heard, openai_speech_at_8k(GREETING)[2000:8000]) > 0.6
     assert world.openai.spoken[-1] == GREETING
     await callee.hang_up()
     await wait_for(lambda: bool(ended), timeout=20)
@@ -154,8 +142,8 @@ async def test_a_machine_gets_the_voicemail_once_then_the_call_is_hung_up(
     await wait_for(lambda: bool(ended), timeout=20)
 
     heard = callee.heard_pcm()
-    disclosure = tts_audio_at_8k(DEFAULT_DISCLOSURE)
-    voicemail = tts_audio_at_8k(VOICEMAIL)
+    disclosure = openai_speech_at_8k(DEFAULT_DISCLOSURE)
+    voicemail = openai_speech_at_8k(VOICEMAIL)
     assert best_match(heard, disclosure[4000:12000]) > 0.6
     assert best_match(heard, voicemail[2000:8000]) > 0.6
     assert best_match(heard, voicemail[-8000:-2000]) > 0.6  # heard to the end before hang-up
@@ -164,7 +152,7 @@ async def test_a_machine_gets_the_voicemail_once_then_the_call_is_hung_up(
     # The machine's greeting is never answered: it reaches neither STT nor the LLM.
     assert world.openai.chat_requests == []
     assert world.openai.transcribed_audio == []
-    assert [(path, params.get("Status")) for path, params in rest_calls(world, call)] == [
+    assert [(path, params.get("Status")) for path, params in world.call_rest_requests()] == [
         ("/Calls.json", None),
         (f"/Calls/{call.sid}.json", "completed"),
     ]
@@ -203,7 +191,7 @@ async def test_a_machine_without_voicemail_or_a_fax_is_hung_up_on_without_a_soun
     assert callee.received_of("media") == []
     assert callee.heard_voiced_s == 0
     assert world.openai.chat_requests == [] and world.openai.transcribed_audio == []
-    assert [(path, params.get("Status")) for path, params in rest_calls(world, call)] == [
+    assert [(path, params.get("Status")) for path, params in world.call_rest_requests()] == [
         ("/Calls.json", None),
         (f"/Calls/{call.sid}.json", "completed"),
     ]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from patter.events import Event
-from patter.testing.audio import best_match, resample, synthesize_speech
-from patter.testing.harness import CALLER_NUMBER, PATTER_NUMBER, LoopbackWorld, wait_for
+from patter.testing.audio import best_match
+from patter.testing.harness import (
+    CALLER_NUMBER,
+    PATTER_NUMBER,
+    LoopbackWorld,
+    openai_speech_at_8k,
+    wait_for,
+)
 
 CALLER_SAYS = "I would like to book a table for two tonight."
 
-
-def tts_audio_at_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS returns for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
 
 
 async def test_serve_points_the_number_voice_webhook_at_itself(world: LoopbackWorld) -> None:
@@ -35,8 +37,8 @@ async def test_caller_hears_disclosure_then_first_message(world: LoopbackWorld) 
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
 
     heard = call.phone.heard_pcm()
-    disclosure = tts_audio_at_8k(agent.disclosure)
-    greeting = tts_audio_at_8k("Hello, how can I help you today?")
+    disclosure = openai_speech_at_8k(agent.disclosure)
+    greeting = openai_speech_at_8k("Hello, how can I help you today?")
     assert best_match(heard, disclosure[4000:12000]) > 0.6
     assert best_match(heard, greeting[2000:8000]) > 0.6
     assert world.openai.spoken[-1] == "Hello, how can I help you today?"
@@ -69,7 +71,7 @@ async def test_caller_speech_reaches_the_llm_and_its_reply_is_heard(world: Loopb
 
     await call.phone.wait_for_heard(voiced_before + 1.0, timeout=20)
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
-    reply = tts_audio_at_8k("Sure, a table for two at eight.")
+    reply = openai_speech_at_8k("Sure, a table for two at eight.")
     assert best_match(call.phone.heard_pcm()[before:], reply[2000:8000]) > 0.6
     assert [t["text"] for t in transcripts] == [CALLER_SAYS]
 

@@ -12,17 +12,13 @@ from patter.errors import PatterConfigError
 from patter.events import Event
 from patter.pipeline import CallPipeline
 from patter.processors.checkpoint import PlayoutCheckpointProbe
-from patter.testing.audio import best_match, resample, synthesize_speech
-from patter.testing.harness import LoopbackWorld, wait_for
+from patter.testing.audio import best_match
+from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 
 CALLER_SAYS = "I need help with my bill."
 GREETING = "Hello, this is the billing desk."
 CHUNK_MS = 40  # Patter sends agent audio in 40 ms chunks, each closed by a mark
 
-
-def tts_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS says for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
 
 
 def speech_requests(world: LoopbackWorld, text: str) -> int:
@@ -74,7 +70,7 @@ async def test_the_disclosure_plays_whole_before_the_first_message(world: Loopba
     # Heard in order: the whole disclosure first, then the greeting.
     heard = call.phone.heard_pcm()
     assert best_match(heard[:len(disclosure) + 1600], disclosure) > 0.9
-    assert best_match(heard[len(disclosure):], tts_8k(GREETING)[2000:10000]) > 0.8
+    assert best_match(heard[len(disclosure):], openai_speech_at_8k(GREETING)[2000:10000]) > 0.8
     assert call.phone.events_of("clear_received") == []
     # The greeting was synthesised while the disclosure played, not after it.
     assert first_message_asked_at_s < len(disclosure) / 16000
@@ -138,4 +134,4 @@ async def test_the_disclosure_is_rendered_once_and_then_read_from_memory_and_dis
     assert call.phone is not None
     await call.phone.wait_for_heard(1.0, timeout=20)
     assert speech_requests(world, text) == 1
-    assert best_match(call.phone.heard_pcm(), tts_8k(text)[2000:8000]) > 0.8
+    assert best_match(call.phone.heard_pcm(), openai_speech_at_8k(text)[2000:8000]) > 0.8

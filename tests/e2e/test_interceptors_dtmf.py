@@ -8,16 +8,12 @@ from typing import Any
 import pytest
 
 from patter.events import Event
-from patter.testing.audio import best_match, resample, synthesize_speech
-from patter.testing.harness import LoopbackWorld, wait_for
+from patter.testing.audio import best_match
+from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 
 LONG_GREETING = ("Welcome to the city library. We are open from nine to five on weekdays, "
                  "and from ten to two on Saturdays. Press one for renewals, or two for events.")
 
-
-def tts_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS says for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
 
 
 def user_messages(request: dict[str, Any]) -> list[str]:
@@ -42,7 +38,7 @@ async def test_a_keypress_reaches_the_llm_as_text_and_gets_a_spoken_answer(
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
 
     assert user_messages(world.openai.chat_requests[0]) == ["[DTMF: 1]"]
-    answer = tts_8k("You pressed one: renewals.")
+    answer = openai_speech_at_8k("You pressed one: renewals.")
     assert best_match(call.phone.heard_pcm()[before:], answer[2000:10000]) > 0.8
     assert [(t["role"], t["text"]) for t in transcripts] == [("user", "[DTMF: 1]")]
     assert transcripts[0]["history"][-1]["text"] == "[DTMF: 1]"
@@ -94,7 +90,8 @@ async def test_a_keypress_while_the_agent_speaks_is_barge_in(world: LoopbackWorl
     [cleared] = call.phone.events_of("clear_received")
     assert pressed.t < cleared.t
     heard = call.phone.heard_pcm()
-    greeting = tts_8k(LONG_GREETING)
+    greeting = openai_speech_at_8k(LONG_GREETING)
     assert best_match(heard, greeting[-24000:-8000]) < 0.5  # the end of the greeting was cut
-    assert best_match(heard, tts_8k("Renewals. What is your card number?")[2000:10000]) > 0.8
+    answer = openai_speech_at_8k("Renewals. What is your card number?")
+    assert best_match(heard, answer[2000:10000]) > 0.8
     assert user_messages(world.openai.chat_requests[0]) == ["[DTMF: 1]"]

@@ -10,20 +10,16 @@ import pytest
 
 from patter.errors import PatterConfigError
 from patter.events import Event
-from patter.testing.audio import best_match, resample, synthesize_speech
+from patter.testing.audio import best_match
 from patter.testing.fake_openai import message_text
 from patter.testing.fake_twilio import FakeCall
-from patter.testing.harness import PATTER_NUMBER, LoopbackWorld, wait_for
+from patter.testing.harness import PATTER_NUMBER, LoopbackWorld, openai_speech_at_8k, wait_for
 
 BILLING = "+15550001111"
 SUPPORT = "+15550002222"
 TRANSFER_SENTENCE = "Transferring you to billing now."
 GOODBYE = "Thank you for calling, goodbye."
 
-
-def tts_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS says for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
 
 
 def call_updates(world: LoopbackWorld, call: FakeCall) -> list[dict[str, str]]:
@@ -66,7 +62,7 @@ async def test_transfer_redirects_the_call_once_the_sentence_was_heard(
     await asyncio.sleep(0.3)  # a second on_call_end would arrive here
 
     # The whole sentence had played, and nothing else was waiting, when Twilio got the redirect.
-    assert best_match(heard, tts_8k(TRANSFER_SENTENCE)) > 0.9
+    assert best_match(heard, openai_speech_at_8k(TRANSFER_SENTENCE)) > 0.9
     assert still_queued_ms == 0
     assert call.phone.events_of("clear_received") == []
 
@@ -126,7 +122,7 @@ async def test_a_number_not_allowed_is_refused_and_the_llm_reads_why(world: Loop
 
     assert "E.164" in last_tool_message(world.openai.chat_requests[1])
     assert "transfer refused" in last_tool_message(world.openai.chat_requests[2])
-    apology = tts_8k("Sorry, I cannot transfer you to that number.")
+    apology = openai_speech_at_8k("Sorry, I cannot transfer you to that number.")
     assert best_match(call.phone.heard_pcm()[before:], apology[2000:10000]) > 0.6
     assert call_updates(world, call) == [] and call.dials == []
     assert call.status == "in-progress" and ended == []
@@ -151,7 +147,7 @@ async def test_end_call_hangs_up_once_the_goodbye_was_heard(world: LoopbackWorld
     heard, still_queued_ms = await snapshot
     await wait_for(lambda: bool(ended), timeout=20)
 
-    assert best_match(heard, tts_8k(GOODBYE)) > 0.9
+    assert best_match(heard, openai_speech_at_8k(GOODBYE)) > 0.9
     assert still_queued_ms == 0
     assert call_updates(world, call) == [{"Status": "completed"}]
     await call.wait_ended(timeout=10)

@@ -9,24 +9,18 @@ import pytest
 from patter import OutboundCall, PatterConfigError
 from patter.events import Event
 from patter.testing import OutboundScript
-from patter.testing.audio import best_match, resample, synthesize_speech
-from patter.testing.harness import CALLEE_NUMBER, PATTER_NUMBER, LoopbackWorld, wait_for
+from patter.testing.audio import best_match
+from patter.testing.harness import (
+    CALLEE_NUMBER,
+    PATTER_NUMBER,
+    LoopbackWorld,
+    openai_speech_at_8k,
+    wait_for,
+)
 
 GREETING = "Hello, this is Acme calling about your order."
 
 
-def tts_audio_at_8k(text: str) -> bytes:
-    """What the fake OpenAI TTS returns for ``text``, at the phone's rate."""
-    return resample(synthesize_speech(text, sample_rate_hz=24000), 24000, 8000)
-
-
-def calls_requests(world: LoopbackWorld) -> list[tuple[str, dict[str, str]]]:
-    """The REST requests about calls, in order: (path after the account, params)."""
-    return [
-        (r.path.split(world.twilio.account_sid, 1)[1], r.params)
-        for r in world.twilio.requests
-        if "/Calls" in r.path
-    ]
 
 
 async def test_call_without_serve_starts_the_server_and_the_callee_hears_the_agent(
@@ -44,7 +38,7 @@ async def test_call_without_serve_starts_the_server_and_the_callee_hears_the_age
     assert isinstance(handle, OutboundCall)
     call = await world.twilio.wait_for_call()
     assert handle.call_sid == call.sid
-    path, params = calls_requests(world)[0]
+    path, params = world.call_rest_requests()[0]
     assert path == "/Calls.json"
     assert params["To"] == CALLEE_NUMBER and params["From"] == PATTER_NUMBER
     assert params["Url"] == f"{world.public_url}/twilio/voice"
@@ -57,8 +51,8 @@ async def test_call_without_serve_starts_the_server_and_the_callee_hears_the_age
     await callee.wait_for_heard(3.5, timeout=20)
     await callee.wait_until_quiet(quiet_s=0.6, timeout=20)
     heard = callee.heard_pcm()
-    assert best_match(heard, tts_audio_at_8k(agent.disclosure)[4000:12000]) > 0.6
-    assert best_match(heard, tts_audio_at_8k(GREETING)[2000:8000]) > 0.6
+    assert best_match(heard, openai_speech_at_8k(agent.disclosure)[4000:12000]) > 0.6
+    assert best_match(heard, openai_speech_at_8k(GREETING)[2000:8000]) > 0.6
     assert [w.kind for w in world.twilio.webhook_responses][:4] == [
         "status", "status", "status", "twiml"
     ]
@@ -130,7 +124,7 @@ async def test_call_that_never_connects_ends_once_with_its_status(
     ]
     assert all(r.status == 204 for r in call.status_callbacks)
     assert call.phone is None
-    assert [path for path, _ in calls_requests(world)] == ["/Calls.json"]
+    assert [path for path, _ in world.call_rest_requests()] == ["/Calls.json"]
 
 
 @pytest.mark.parametrize("to", ["5550009876", "+1 555 000 9876", "+0123456789", "", None])
@@ -158,7 +152,7 @@ async def test_close_hangs_up_a_call_still_ringing_and_ends_it_once(world: Loopb
     assert end["ended_by"] == "shutdown" and end["status"] == "ringing"
     call = world.twilio.calls[handle.call_sid]
     assert call.status == "completed" and call.phone is None
-    assert calls_requests(world)[-1] == (f"/Calls/{call.sid}.json", {"Status": "completed"})
+    assert world.call_rest_requests()[-1] == (f"/Calls/{call.sid}.json", {"Status": "completed"})
 
 
 async def test_serve_refuses_to_start_beside_the_server_call_started(world: LoopbackWorld) -> None:
