@@ -15,6 +15,7 @@ from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pc
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
@@ -25,6 +26,7 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InputDTMFFrame,
     InterruptionFrame,
+    LLMAssistantPushAggregationFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
@@ -36,6 +38,7 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSStartedFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -63,9 +66,11 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
     TurnAnalyzerUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.utils import obj_id
 from pipecat.workers.runner import WorkerRunner
 
 __all__ = [
+    "AggregatedTextFrame",
     "BaseInputTransport",
     "BaseObserver",
     "BaseOutputTransport",
@@ -89,6 +94,7 @@ __all__ = [
     "KeypadEntry",
     "LLMContext",
     "LLMContextAggregatorPair",
+    "LLMAssistantPushAggregationFrame",
     "LLMFullResponseEndFrame",
     "LLMFullResponseStartFrame",
     "LLMMessagesAppendFrame",
@@ -109,6 +115,7 @@ __all__ = [
     "TTSService",
     "TTSSpeakFrame",
     "TTSStartedFrame",
+    "TTSStoppedFrame",
     "TTSTextFrame",
     "ToolsSchema",
     "TranscriptionFrame",
@@ -123,6 +130,7 @@ __all__ = [
     "VADUserTurnStartStrategy",
     "WorkerRunner",
     "create_stream_resampler",
+    "obj_id",
     "pcm_to_ulaw",
     "ulaw_to_pcm",
 ]

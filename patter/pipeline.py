@@ -2,7 +2,7 @@
 
 Default order (each name maps to one Pipecat ``FrameProcessor``)::
 
-    transport_in → disclosure_gate → dtmf → stt → user_context → llm → tts
+    transport_in → barge_in → disclosure_gate → dtmf → stt → user_context → llm → tts
     → disclosure_player → transport_out → checkpoints → assistant_context
 
 Pass ``agent(customize_pipeline=fn)``; ``fn(pipeline)`` runs for each call before it starts.
@@ -17,6 +17,7 @@ from patter.errors import PatterConfigError
 
 DEFAULT_ORDER = (
     "transport_in",
+    "barge_in",
     "disclosure_gate",
     "dtmf",
     "stt",

@@ -32,6 +32,7 @@ from patter._prewarm import CallKit, build_kit
 from patter.agent import Agent, Tool
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
+from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
@@ -100,7 +101,7 @@ class CallSession:
         self.ended_by: str | None = None
         self.transfer_to: str | None = None
         self.end_fields: dict[str, Any] = dict(options.extra_end_fields)
-        self._pending_heard_text = ""
+        self._turn_cut = False
         self._answered = asyncio.Event()
         if not options.hold_until_answered:
             self._answered.set()
@@ -150,6 +151,7 @@ class CallSession:
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
+                ("barge_in", BargeInGuard(self.transport.ledger)),
                 ("disclosure_gate", self.disclosure.gate()),
                 ("dtmf", DtmfInjector(on_digit=self._on_digit)),
                 ("stt", stt),
@@ -286,7 +288,13 @@ class CallSession:
             asyncio.ensure_future(self._worker.cancel(reason="call ended"))
 
     async def _on_interrupted(self, heard_text: str) -> None:
-        self._pending_heard_text = heard_text
+        """The caller cut the agent off: the turn is what they heard of it, in history and
+        in the LLM context (so the LLM knows where it was cut off)."""
+        self._turn_cut = True
+        if heard_text:
+            self.context.add_message({"role": "assistant", "content": heard_text})
+            self.history.add("assistant", heard_text)
+            await fire(self._callbacks.on_message, self._event(text=heard_text, role="assistant"))
 
     async def _on_user_turn_stopped(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
         text = (getattr(message, "content", "") or "").strip()
@@ -301,23 +309,23 @@ class CallSession:
         await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
 
     async def _on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
+        if message.interrupted and self._turn_cut:
+            # Already recorded as heard by _on_interrupted; the aggregator's copy holds only
+            # the text released before the cut (maybe less), so it goes.
+            self._turn_cut = False
+            self._drop_last_assistant_message(message.content or "")
+            return
         text = (message.content or "").strip()
-        partial, self._pending_heard_text = self._pending_heard_text, ""
-        if message.interrupted and partial:
-            self._append_heard_partial(text, partial)
-            text = f"{text} {partial}".strip()
         if text:
             self.history.add("assistant", text)
             await fire(self._callbacks.on_message, self._event(text=text, role="assistant"))
 
-    def _append_heard_partial(self, committed: str, partial: str) -> None:
-        """Make the LLM context end with exactly what the caller heard of the cut turn."""
+    def _drop_last_assistant_message(self, content: str) -> None:
         messages = self.context.get_messages()
         last = messages[-1] if messages else None
-        if committed and isinstance(last, dict) and last.get("role") == "assistant":
-            last["content"] = f"{committed} {partial}"
-        else:
-            self.context.add_message({"role": "assistant", "content": partial})
+        if content and isinstance(last, dict) and last.get("role") == "assistant" \
+                and last.get("content") == content:
+            self.context.set_messages(messages[:-1])
 
     # ----- actions ----------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Patter's frame processors and telephony interceptors, each usable in any Pipecat pipeline."""
 
+from patter.processors.barge_in import BargeInGuard, barge_in_vad_params
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
@@ -8,10 +9,12 @@ from patter.processors.dtmf import DtmfInjector, dtmf_text
 
 __all__ = [
     "AIDisclosure",
+    "BargeInGuard",
     "CallControl",
     "CallerInputMute",
     "DtmfInjector",
     "PlayoutCheckpointFrame",
     "PlayoutCheckpointProbe",
+    "barge_in_vad_params",
     "dtmf_text",
 ]

@@ -18,6 +18,7 @@ BYTES_PER_S = 8000
 MAX_LAG_S = 0.1
 """A clock slip longer than this restarts the schedule instead of catching up."""
 _VOICED_DBFS = -45.0
+_SILENT_BYTE = b"\xff"
 
 
 def is_voiced(ulaw: bytes) -> bool:
@@ -74,6 +75,8 @@ class PlayoutBuffer:
         """Seconds of non-silent audio played."""
         self.last_voiced_end = time.monotonic()
         """When the last non-silent frame finished (or will finish) playing."""
+        self.recent: deque[tuple[float, bytes]] = deque(maxlen=250)
+        """The last 5 s of played frames as (start time, mu-law), for echo simulation."""
 
     def add_media(self, audio: bytes) -> None:
         """Queue one outbound ``media`` payload."""
@@ -125,10 +128,23 @@ class PlayoutBuffer:
             frame = self._take_frame()
             self._playing_until = start + len(frame) / BYTES_PER_S
             self.heard.extend(frame)
+            self.recent.append((start, frame))
             if is_voiced(frame):
                 self.voiced_s += len(frame) / BYTES_PER_S
                 self.last_voiced_end = self._playing_until
             self._on_change()
+
+    def played_between(self, begin: float, size: int) -> bytes:
+        """``size`` bytes of mu-law as played from ``begin`` (``time.monotonic()``) on,
+        with silence where nothing played."""
+        out = bytearray(_SILENT_BYTE * size)
+        for start, frame in self.recent:
+            first = round((start - begin) * BYTES_PER_S)
+            if first >= size or first + len(frame) <= 0:
+                continue
+            lo, hi = max(first, 0), min(first + len(frame), size)
+            out[lo:hi] = frame[lo - first:hi - first]
+        return bytes(out)
 
     def _poke(self) -> None:
         self._wake.set()

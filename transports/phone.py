@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import audioop
 import base64
 import binascii
 import json
@@ -108,6 +109,10 @@ class SimulatedPhone:
         self._playout = PlayoutBuffer(
             echo=self._echo, on_event=self._event, on_change=self._notify
         )
+        self.echo_gain = 0.0
+        """Share of the agent's voice leaking back into the microphone (0 = none)."""
+        self.echo_delay_s = 0.15
+        """How late that echo comes back, after the agent audio played."""
         self._hanging_up = False
         self._stopped = False
         self._closed = asyncio.Event()
@@ -367,13 +372,24 @@ class SimulatedPhone:
                 "track": "inbound",
                 "chunk": str(chunk),
                 "timestamp": str((chunk - 1) * 20),
-                "payload": base64.b64encode(self._next_caller_frame()).decode(),
+                "payload": base64.b64encode(
+                    self._with_echo(self._next_caller_frame(), deadline - FRAME_S)
+                ).decode(),
             })
             self._frame_in_flight = False
             if self._speaking and not self._speech:
                 self._speaking = False
                 self._event("caller_audio_ended")
             self._notify()
+
+    def _with_echo(self, frame: bytes, at: float) -> bytes:
+        """Mix into a caller frame (mu-law, captured from ``at``) the agent audio that
+        played ``echo_delay_s`` earlier, scaled by ``echo_gain``."""
+        if self.echo_gain <= 0:
+            return frame
+        played = self._playout.played_between(at - self.echo_delay_s, len(frame))
+        echo = audioop.mul(mulaw_to_pcm(played), 2, self.echo_gain)
+        return pcm_to_mulaw(audioop.add(mulaw_to_pcm(frame), echo, 2))
 
     def _next_caller_frame(self) -> bytes:
         if not self._speech:

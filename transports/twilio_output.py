@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import audioop
 import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from patter._log import get_logger
 from patter._pipecat import (
+    AggregatedTextFrame,
     BaseOutputTransport,
     CancelFrame,
     EndFrame,
     Frame,
     FrameDirection,
     InterruptionFrame,
+    LLMAssistantPushAggregationFrame,
+    LLMFullResponseEndFrame,
     OutputAudioRawFrame,
     StartFrame,
     SystemFrame,
     TransportParams,
+    TTSAudioRawFrame,
     TTSTextFrame,
     create_stream_resampler,
+    obj_id,
     pcm_to_ulaw,
 )
 from patter.transports.media_stream import MediaStreamSocket
@@ -35,11 +41,14 @@ class TwilioMediaOutput(BaseOutputTransport):
     """Send agent audio to Twilio, keeping its playout buffer shallow.
 
     Consumes: ``OutputAudioRawFrame`` → mu-law ``media`` followed by a ``mark`` per chunk,
-    sent only while less than ``ledger.lead_ms`` of audio is unheard;
-    ``InterruptionFrame`` → ``clear`` (unless the AI disclosure is still playing), and
-    ``on_interrupted(heard_text_of_the_cut_sentence)``.
+    sent only while less than ``ledger.lead_ms`` of audio is unheard and no barge-in
+    pause is in force (``ledger.pause()``); ``InterruptionFrame`` → ``clear`` at once
+    (unless the AI disclosure is still playing), the audio and text not yet heard are
+    dropped, and ``on_interrupted(heard_text_of_the_cut_speech)`` is called.
     Emits downstream: every non-system frame only once the caller has heard the audio
-    before it (so the assistant context holds what was heard, not what was sent).
+    before it (so the assistant context holds what was heard, not what was sent). All
+    frames travel in order with the audio: word timestamps (``pts``) are not used for
+    timing, the marks are.
     """
 
     def __init__(
@@ -58,6 +67,7 @@ class TwilioMediaOutput(BaseOutputTransport):
         self._on_interrupted = on_interrupted
         self._end_timeout_s = end_timeout_s
         self._resampler = create_stream_resampler()
+        self._stale_below_id = 0  # interruptible audio created before the last cut
         ledger.set_releaser(self._release)
 
     async def start(self, frame: StartFrame) -> None:
@@ -77,53 +87,93 @@ class TwilioMediaOutput(BaseOutputTransport):
         await self._ledger.close()
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
-        """Encode one chunk, wait for room in Twilio's buffer, send it and its mark."""
+        """Encode one chunk, wait for room in Twilio's buffer, send it and its mark.
+
+        Interruptible audio that existed before a cut is never sent after it, even if
+        it was already on its way (waiting for room, or taken from the queue).
+        """
         if self._ledger.stream_closed:
             return False
         ulaw = await pcm_to_ulaw(frame.audio, frame.sample_rate, PHONE_RATE_HZ, self._resampler)
         if not ulaw:
             return True
-        await self._ledger.wait_for_room()
+        await self._ledger.wait_for_room(interruptible=frame.interruptible)
+        if self._stale(frame):
+            return False
         if not await self._socket.send_media(base64.b64encode(ulaw).decode("ascii")):
             return False
-        mark = self._ledger.note_sent(len(ulaw) / 8, protected=not frame.interruptible)
+        mark = self._ledger.note_sent(
+            len(ulaw) / 8,
+            protected=not frame.interruptible,
+            carries_text=not self._stale(frame),
+            pcm=audioop.ulaw2lin(ulaw, 2),
+        )
         await self._socket.send_mark(mark)
         return True
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Clear Twilio's buffer on interruption before the base class resets its queues."""
+        """Note text and audio as they arrive; clear Twilio's buffer on interruption
+        before the base class drops what is queued."""
+        if direction == FrameDirection.DOWNSTREAM:
+            self._note_arrival(frame)
         if isinstance(frame, InterruptionFrame):
             await self._interrupt()
         await super().process_frame(frame, direction)
 
-    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+    async def push_frame(
+        self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM
+    ) -> None:
         """Delay downstream data/control frames until the audio before them was heard."""
         if direction == FrameDirection.DOWNSTREAM and not isinstance(
             frame, (SystemFrame, EndFrame, CancelFrame)
         ):
             if isinstance(frame, TTSTextFrame):
-                self._ledger.note_text(frame.text)
+                self._ledger.text.note_text_sent(frame.text, self._ledger.sent_ms)
+            elif isinstance(frame, (LLMFullResponseEndFrame, LLMAssistantPushAggregationFrame)):
+                self._ledger.text.note_turn_end(self._ledger.sent_ms)
             await self._ledger.hold(frame)
             return
         await super().push_frame(frame, direction)
 
     async def _handle_frame(self, frame: Frame) -> None:
-        # Word-level text frames carry presentation times on Pipecat's clock; route them
-        # with the audio instead, so their place in the audio stream is exact.
-        if isinstance(frame, TTSTextFrame) and frame.pts:
-            frame.pts = None
+        # Word timestamps put presentation times on Pipecat's clock; here every frame
+        # travels with the audio instead, so its place in the stream (and the mark that
+        # releases it) is exact and frames stay in order.
+        frame.pts = None
         await super()._handle_frame(frame)
 
+    def _note_arrival(self, frame: Frame) -> None:
+        text = self._ledger.text
+        if isinstance(frame, TTSAudioRawFrame) and frame.interruptible:
+            text.note_audio_arrived(len(frame.audio) / 2 / frame.sample_rate * 1000)
+        elif isinstance(frame, TTSTextFrame):
+            text.note_text_arrived(frame.text, word_level=bool(frame.pts))
+        elif isinstance(frame, AggregatedTextFrame) and frame.will_be_spoken:
+            text.note_announced(frame.text)
+
+    def _stale(self, frame: OutputAudioRawFrame) -> bool:
+        """Whether ``frame`` is interruptible audio overtaken by a cut (frame ids only grow)."""
+        return frame.interruptible and frame.id < self._stale_below_id
+
     async def _interrupt(self) -> None:
+        self._stale_below_id = obj_id()
         if self._ledger.has_protected_audio_playing():
-            await self._ledger.flush_uninterruptible()
+            # No clear: the disclosure, and whatever was sent after it, plays on and will
+            # be heard; only what the base class drops from its queue is forgotten.
+            self._ledger.text.forget_unsent()
+            await self._ledger.resume()
             return
-        if self._ledger.unheard_ms > 0:
+        cut = await self._ledger.clear()
+        if cut.cleared:
             await self._socket.send_clear()
-        heard_text = self._ledger.clear()
+            logger.debug(
+                "twilio buffer cleared",
+                extra={"heard_ms": round(cut.heard_ms),
+                       "dropped_ms": round(cut.sent_ms - cut.heard_ms)},
+            )
         await self._ledger.flush_uninterruptible()
         if self._on_interrupted is not None:
-            await self._on_interrupted(heard_text)
+            await self._on_interrupted(cut.heard_text)
 
     async def _release(self, frame: object) -> None:
         await super().push_frame(frame, FrameDirection.DOWNSTREAM)  # type: ignore[arg-type]

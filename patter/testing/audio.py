@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from patter._correlation import max_normalized_correlation
+
 PHONE_RATE_HZ = 8000
 _CACHE_DIR = Path(os.environ.get("PATTER_AUDIO_CACHE", Path(tempfile.gettempdir()) / "patter-audio"))
 
@@ -125,24 +127,6 @@ def best_match(haystack: bytes, needle: bytes) -> float:
     Both are 16-bit PCM at the same rate. A value above ~0.8 means the needle's audio
     is present, even after mu-law coding and resampling.
     """
-    h = np.frombuffer(haystack, dtype=np.int16).astype(np.float64)
-    n = np.frombuffer(needle, dtype=np.int16).astype(np.float64)
-    if len(n) == 0 or len(h) < len(n):
-        return 0.0
-    n = n - n.mean()
-    n_norm = np.linalg.norm(n)
-    if n_norm == 0:
-        return 0.0
-    size = 1 << int(np.ceil(np.log2(len(h) + len(n))))
-    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)[: len(h) - len(n) + 1]
-    sums = _window_sums(h, len(n))
-    sq_sums = _window_sums(h * h, len(n))
-    energy = np.sqrt(np.maximum(sq_sums - sums * sums / len(n), 1e-9))
-    return float(np.max(corr / (energy * n_norm)))
-
-
-def _window_sums(values: np.ndarray, width: int) -> np.ndarray:
-    """Sums of every ``width``-long window of ``values`` (like ``np.convolve(..., "valid")``
-    with a ones window, but O(n) instead of O(n * width))."""
-    cumulative = np.concatenate(([0.0], np.cumsum(values)))
-    return cumulative[width:] - cumulative[:-width]
+    return max_normalized_correlation(
+        np.frombuffer(haystack, dtype=np.int16), np.frombuffer(needle, dtype=np.int16)
+    )

@@ -1,0 +1,239 @@
+"""Barge-in end to end: the caller talks over the agent, Twilio is cleared, the LLM learns what
+was heard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from patter.events import Event
+from patter.testing.audio import best_match, synthesize_speech, tone
+from patter.testing.fake_twilio import FakeCall
+from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
+from patter.transports.phone import SimulatedPhone
+
+QUESTION = "Tell me about the restaurant."
+INTERRUPTION = "Do you have vegan dishes?"
+SENTENCES = [
+    "Our restaurant opens at five in the evening every day of the week.",
+    "We serve fresh pasta, grilled fish and a wide selection of local wines.",
+    "On Fridays there is live jazz music from seven until ten at night.",
+]
+REPLY = " ".join(SENTENCES)
+ANSWER = "Yes, we have several vegan dishes."
+
+
+def proportional_words(played_ms: float) -> int:
+    """Words of REPLY a caller heard after ``played_ms`` of it, sentence by sentence."""
+    count = 0
+    for sentence in SENTENCES:
+        duration_ms = len(openai_speech_at_8k(sentence)) / 16
+        words = len(sentence.split())
+        if played_ms < duration_ms:
+            return count + int(words * played_ms / duration_ms)
+        count += words
+        played_ms -= duration_ms
+    return count
+
+
+def elevenlabs_words(played_ms: float) -> int:
+    """Words of REPLY complete after ``played_ms``, by the fake ElevenLabs' alignment
+    (characters spread evenly over each sentence's audio)."""
+    count = 0
+    for sentence in SENTENCES:
+        duration_ms = len(synthesize_speech(sentence)) / 16
+        chars = len(sentence) + 1  # the fake aligns the text plus a trailing space
+        start = 0
+        for word in sentence.split():
+            end_ms = (start + len(word)) * duration_ms / chars
+            if end_ms > played_ms:
+                return count
+            count += 1
+            start += len(word) + 1
+        played_ms -= duration_ms
+    return count
+
+
+def assistant_before_last_user(request: dict[str, Any]) -> str:
+    messages = request["messages"]
+    assert messages[-1] == {"role": "user", "content": INTERRUPTION}
+    assert messages[-2]["role"] == "assistant"
+    return str(messages[-2]["content"])
+
+
+@dataclass
+class Scene:
+    """A call whose agent is speaking the long REPLY."""
+
+    call: FakeCall
+    phone: SimulatedPhone
+    before: int  # bytes of audio the caller had heard before the reply
+    ended: list[Event]
+
+    async def history_at_end(self) -> list[dict[str, str]]:
+        """Hang up and return the history ``on_call_end`` delivered."""
+        await self.phone.hang_up()
+        await wait_for(lambda: bool(self.ended), timeout=20)
+        return list(self.ended[0]["transcript"])
+
+
+async def reply_playing(world: LoopbackWorld, **patter: Any) -> Scene:
+    """Serve an agent, call it and ask QUESTION; returns once the long REPLY is requested."""
+    world.openai.transcripts += [QUESTION, INTERRUPTION]
+    world.openai.reply_with(REPLY)
+    world.openai.reply_with(ANSWER)
+    phone = world.patter(**patter)
+    ended: list[Event] = []
+    await world.serve(phone, phone.agent("You are a restaurant host."), on_call_end=ended.append)
+    call = await world.call_in()
+    assert call.phone is not None
+    await call.phone.wait_until_quiet(quiet_s=0.6, timeout=30)
+    scene = Scene(call, call.phone, len(call.phone.heard_pcm()), ended)
+    call.phone.say_text(QUESTION)
+    await wait_for(lambda: len(world.openai.chat_requests) == 1, timeout=30)
+    return scene
+
+
+async def test_talking_over_a_long_reply_cuts_it_where_the_caller_was(world: LoopbackWorld) -> None:
+    scene = await reply_playing(world)
+    phone, before = scene.phone, scene.before
+    voiced = phone.heard_voiced_s
+    await phone.wait_for_heard(voiced + 2.5, timeout=30)
+
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    played_ms = (len(phone.heard_pcm()) - before) / 16
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
+    await phone.wait_until_quiet(quiet_s=0.8, timeout=30)
+
+    # The caller heard the start of the reply, none of its end, then the answer.
+    heard = phone.heard_pcm()
+    assert best_match(heard[before:], openai_speech_at_8k(SENTENCES[0])[2000:10000]) > 0.8
+    assert best_match(heard, openai_speech_at_8k(SENTENCES[2])[4000:20000]) < 0.5
+    after_cut = heard[before + int(played_ms * 16):]
+    assert best_match(after_cut, openai_speech_at_8k(ANSWER)[2000:8000]) > 0.8
+    # The LLM was told exactly the words heard: a prefix of the reply, cut where playout stood.
+    cut = assistant_before_last_user(world.openai.chat_requests[1])
+    words = cut.split()
+    assert words == REPLY.split()[: len(words)]
+    assert abs(len(words) - proportional_words(played_ms)) <= 1
+    assert 3 <= len(words) < len(REPLY.split())
+    history = await scene.history_at_end()
+    assert [(e["role"], e["text"]) for e in history[-4:]] == [
+        ("user", QUESTION), ("assistant", cut), ("user", INTERRUPTION), ("assistant", ANSWER)]
+
+
+async def test_no_agent_audio_plays_after_the_clear(world: LoopbackWorld) -> None:
+    phone = (await reply_playing(world)).phone
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.5, timeout=30)
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    voiced_at_clear = phone.heard_voiced_s
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+    await phone.wait_for_heard(voiced_at_clear + 1.0, timeout=30)
+
+    events = [e.kind for e in phone.events]
+    after_clear = events[events.index("clear_received"):]
+    # Between the clear and the answer's first audio, nothing of the cut reply arrives.
+    first_media = after_clear.index("media_received")
+    assert "playout_started" not in after_clear[:first_media]
+    answer_start = [e for e in phone.events if e.kind == "media_received"
+                    and e.t > phone.events_of("clear_received")[0].t][0].t
+    speech = phone.events_of("caller_audio_started")[-1].t
+    # The agent fell silent at the first sign of speech, before the VAD confirmed it:
+    # Twilio's buffer was already empty when the clear came.
+    stops = [e.t for e in phone.events_of("playout_stopped") if speech < e.t < answer_start]
+    assert stops and stops[0] < phone.events_of("clear_received")[0].t
+    assert phone.events_of("clear_received")[0].data["dropped_bytes"] == 0
+
+
+async def test_a_short_noise_does_not_interrupt_and_the_reply_is_heard_whole(
+        world: LoopbackWorld) -> None:
+    scene = await reply_playing(world)
+    phone, before = scene.phone, scene.before
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.5, timeout=30)
+
+    phone.say(tone(440, 0.15, amplitude=0.6))
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
+    await phone.wait_until_quiet(quiet_s=1.0, timeout=40)
+
+    assert phone.received_of("clear") == []
+    assert len(world.openai.chat_requests) == 1
+    heard = phone.heard_pcm()[before:]
+    for sentence in SENTENCES:
+        audio = openai_speech_at_8k(sentence)
+        middle = len(audio) // 4 * 2
+        assert best_match(heard, audio[middle: middle + 8000]) > 0.8
+    ending = openai_speech_at_8k(SENTENCES[-1])[-9000:-1000]
+    assert best_match(heard, ending) > 0.8  # to the very end
+    history = await scene.history_at_end()
+    assert (history[-1]["role"], history[-1]["text"]) == ("assistant", REPLY)
+
+
+async def test_speech_during_the_disclosure_neither_clears_it_nor_is_lost(
+        world: LoopbackWorld) -> None:
+    world.openai.transcripts.append(QUESTION)
+    world.openai.reply_with(ANSWER)
+    phone = world.patter()
+    agent = phone.agent("You are a restaurant host.")
+    await world.serve(phone, agent)
+    disclosure = await phone.disclosure_audio(agent)
+    call = await world.call_in()
+    assert call.phone is not None
+    await call.phone.wait_for_heard(0.5, timeout=30)
+
+    call.phone.say_text(QUESTION)
+    await wait_for(lambda: ANSWER in world.openai.spoken, timeout=30)
+    await call.phone.wait_for_heard(len(disclosure) / 16000 + 1.0, timeout=30)
+    await call.phone.wait_until_quiet(quiet_s=0.8, timeout=30)
+
+    assert call.phone.received_of("clear") == []
+    heard = call.phone.heard_pcm()
+    assert best_match(heard, disclosure[-12000:-2000]) > 0.8  # its end was heard too
+    assert world.openai.chat_requests[0]["messages"][-1] == {"role": "user", "content": QUESTION}
+    assert best_match(heard, openai_speech_at_8k(ANSWER)[2000:8000]) > 0.8
+
+
+async def test_the_agent_hearing_its_own_echo_does_not_interrupt_itself(
+        world: LoopbackWorld) -> None:
+    scene = await reply_playing(world)
+    phone, before = scene.phone, scene.before
+    phone.echo_gain, phone.echo_delay_s = 0.3, 0.12  # a loud speakerphone, no echo canceller
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
+    await phone.wait_until_quiet(quiet_s=1.0, timeout=40)
+
+    assert phone.received_of("clear") == []
+    assert len(world.openai.chat_requests) == 1
+    ending = openai_speech_at_8k(SENTENCES[-1])[-9000:-1000]
+    assert best_match(phone.heard_pcm()[before:], ending) > 0.8
+
+    phone.echo_gain = 0.3  # and the caller can still barge in over the echo
+    world.openai.reply_with("Sorry, what was that?")
+    phone.say_text(QUESTION)
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    history = await scene.history_at_end()
+    assert any(e["role"] == "user" and e["text"] == INTERRUPTION for e in history)
+
+
+async def test_with_elevenlabs_the_cut_falls_between_words_by_its_timestamps(
+        world: LoopbackWorld) -> None:
+    scene = await reply_playing(world, tts="elevenlabs")
+    phone, before = scene.phone, scene.before
+    await phone.wait_for_heard(phone.heard_voiced_s + 2.5, timeout=30)
+
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    played_ms = (len(phone.heard_pcm()) - before) / 16
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+
+    cut = assistant_before_last_user(world.openai.chat_requests[1])
+    words = cut.split()
+    assert words == REPLY.split()[: len(words)]
+    assert abs(len(words) - elevenlabs_words(played_ms)) <= 1
+    assert 3 <= len(words) < len(REPLY.split())
+    history = await scene.history_at_end()
+    assert ("assistant", cut) in [(e["role"], e["text"]) for e in history]
