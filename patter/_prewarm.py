@@ -46,7 +46,7 @@ class CallKit:
     turn_strategies: UserTurnStrategies
 
 
-def build_kit(agent: Agent, keys: VendorKeys, *, min_barge_in_s: float = 0.25) -> CallKit:
+def build_kit(agent: Agent, keys: VendorKeys) -> CallKit:
     """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms)."""
     return CallKit(
         agent=agent,
@@ -54,7 +54,7 @@ def build_kit(agent: Agent, keys: VendorKeys, *, min_barge_in_s: float = 0.25) -
         tts=make_tts(agent.tts, agent.voice, keys),
         llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys),
         vad=SharedSileroVADAnalyzer(
-            sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(min_barge_in_s)
+            sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(agent.min_barge_in_s)
         ),
         turn_strategies=UserTurnStrategies(
             start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],

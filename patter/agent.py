@@ -57,6 +57,7 @@ class Agent:
     transfer_allowlist: frozenset[str]
     hold_music_url: str | None
     customize_pipeline: Callable[[Any], None] | None = None
+    min_barge_in_s: float = 0.25
 
     def may_transfer_to(self, number: str) -> bool:
         """Whether ``number`` is written in the system prompt or the explicit allowlist."""
@@ -111,6 +112,7 @@ def build_agent(
     transfer_allowlist: Sequence[str] | None,
     hold_music_url: str | None,
     customize_pipeline: Callable[[Any], None] | None = None,
+    min_barge_in_s: float = 0.25,
 ) -> Agent:
     """Validate the arguments of ``Patter.agent`` and return the frozen ``Agent``."""
     if not isinstance(system_prompt, str) or not system_prompt.strip():
@@ -142,6 +144,11 @@ def build_agent(
         allow.add(_validate.e164(number, "agent(transfer_allowlist=[...])"))
     if hold_music_url is not None:
         _validate.http_url(hold_music_url, "agent(hold_music_url=...)")
+    if not isinstance(min_barge_in_s, (int, float)) or not 0.05 <= min_barge_in_s <= 2.0:
+        raise PatterConfigError(
+            f"agent(min_barge_in_s={min_barge_in_s!r}) must be between 0.05 and 2 seconds: "
+            "the caller's speech must last this long to interrupt the agent (default 0.25)."
+        )
     return Agent(
         system_prompt=prompt,
         voice=voice,
@@ -155,4 +162,5 @@ def build_agent(
         transfer_allowlist=frozenset(allow),
         hold_music_url=hold_music_url,
         customize_pipeline=customize_pipeline,
+        min_barge_in_s=float(min_barge_in_s),
     )

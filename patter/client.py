@@ -129,6 +129,7 @@ class Patter:
         transfer_allowlist: Sequence[str] | None = None,
         hold_music_url: str | None = None,
         customize_pipeline: Callable[[Any], None] | None = None,
+        min_barge_in_s: float = 0.25,
     ) -> Agent:
         """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
 
@@ -136,6 +137,8 @@ class Patter:
         ``transfer_allowlist`` adds numbers ``transfer_call`` may dial, beyond those
         written in the system prompt. ``customize_pipeline(pipeline)`` may insert, replace
         or reorder processors of each call (see ``patter.CallPipeline``).
+        ``min_barge_in_s``: how long the caller must speak over the agent to interrupt it;
+        shorter sounds (a cough, a click) only pause it for a moment (see docs/barge-in.md).
         """
         check_choice(stt, "agent(stt=...)", STT_VENDORS, self.keys)
         check_choice(tts, "agent(tts=...)", TTS_VENDORS, self.keys)
@@ -153,6 +156,7 @@ class Patter:
             transfer_allowlist=transfer_allowlist,
             hold_music_url=hold_music_url,
             customize_pipeline=customize_pipeline,
+            min_barge_in_s=min_barge_in_s,
         )
 
     # ----- serving --------------------------------------------------------------------

@@ -67,7 +67,6 @@ class CallOptions:
     hold_music_url: str
     caller_id: str
     max_duration_s: float | None = None
-    min_barge_in_s: float = 0.25
     hold_until_answered: bool = False
     record: bool = False
     extra_end_fields: dict[str, Any] = field(default_factory=dict)
@@ -134,7 +133,7 @@ class CallSession:
         they are built now.
         """
         if kit is None or kit.agent is not self.agent:
-            kit = build_kit(self.agent, self._keys, min_barge_in_s=self._options.min_barge_in_s)
+            kit = build_kit(self.agent, self._keys)
         stt, tts, llm = kit.stt, kit.tts, kit.llm
         self.control.register(llm)
         for tool in self.agent.tools:
@@ -147,11 +146,13 @@ class CallSession:
         )
         user, assistant = aggregators.user(), aggregators.assistant()
         user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
+        assistant.add_event_handler("on_assistant_turn_started", self._on_assistant_turn_started)
         assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
-                ("barge_in", BargeInGuard(self.transport.ledger)),
+                ("barge_in", BargeInGuard(self.transport.ledger,
+                                          min_speech_s=self.agent.min_barge_in_s)),
                 ("disclosure_gate", self.disclosure.gate()),
                 ("dtmf", DtmfInjector(on_digit=self._on_digit)),
                 ("stt", stt),
@@ -307,6 +308,9 @@ class CallSession:
     async def _add_user_entry(self, text: str) -> None:
         self.history.add("user", text)
         await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
+
+    async def _on_assistant_turn_started(self, _aggregator: Any) -> None:
+        self._turn_cut = False  # a cut that ended no turn of the aggregator's is over
 
     async def _on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
         if message.interrupted and self._turn_cut:

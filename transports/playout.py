@@ -91,6 +91,11 @@ class PlayoutLedger:
         """Audio sent but not yet heard (what sits in Twilio's buffer)."""
         return max(0.0, self.sent_ms - self.heard_ms)
 
+    @property
+    def speaking(self) -> bool:
+        """Whether agent audio is unheard at Twilio or held back by a pause."""
+        return self.unheard_ms > 0 or self._held_back
+
     def set_releaser(self, release: Callable[[object], Awaitable[None]]) -> None:
         """Where held frames go once the audio before them has been heard."""
         self._release = release
@@ -244,8 +249,7 @@ class PlayoutLedger:
         frames too; uninterruptible ones are released by ``flush_uninterruptible``.
         """
         heard = self.heard_estimate_ms()
-        cut = Cut(heard, self.sent_ms, self.text.heard(heard), self.clock(),
-                  cleared=self.unheard_ms > 0 or self._held_back)
+        cut = Cut(heard, self.sent_ms, self.text.heard(heard), self.clock(), cleared=self.speaking)
         if cut.cleared:
             self.cuts.append(cut)
         self.text.reset()

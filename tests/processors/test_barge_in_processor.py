@@ -6,11 +6,14 @@ import audioop
 from typing import Any
 
 import numpy as np
+import pytest
 
 from patter._pipecat import InputAudioRawFrame, InterruptionFrame
+from patter._prewarm import build_kit
+from patter.errors import PatterConfigError
 from patter.processors.barge_in import BargeInGuard
 from patter.testing.audio import silence, synthesize_speech, tone
-from patter.testing.harness import wait_for
+from patter.testing.harness import LoopbackWorld, wait_for
 from patter.transports.playout import PlayoutLedger
 
 RATE = 8000
@@ -83,6 +86,30 @@ async def test_after_an_interruption_the_guard_waits_for_quiet(pipeline: Any) ->
     assert guard.pauses == 1 and not ledger.paused
 
 
+async def test_speech_over_the_agent_interrupts_it_once_it_has_lasted(pipeline: Any) -> None:
+    ledger = PlayoutLedger()
+    await agent_playing(ledger)
+    guard = BargeInGuard(ledger, min_speech_s=0.25)
+    speech = synthesize_speech("Wait, stop please, I have a question.")
+    async with pipeline([guard], audio_in_rate=RATE) as p:
+        await p.send(*caller_frames(speech[: RATE * 2 // 10]))  # 100 ms: not yet
+        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == 5)
+        assert ledger.paused and not p.down(InterruptionFrame)
+        await p.send(*caller_frames(speech[RATE * 2 // 10: RATE * 2 * 4 // 10]))
+        await p.wait_for(lambda: p.down(InterruptionFrame) and p.up(InterruptionFrame))
+    assert guard.interruptions == 1 and guard.pauses == 1
+
+
+async def test_speech_while_the_agent_is_silent_is_left_to_the_vad(pipeline: Any) -> None:
+    ledger = PlayoutLedger()
+    guard = BargeInGuard(ledger)
+    speech = synthesize_speech("Wait, stop please, I have a question.")
+    async with pipeline([guard], audio_in_rate=RATE) as p:
+        await p.send(*caller_frames(speech))
+        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(caller_frames(speech)))
+    assert guard.interruptions == 0 and not p.down(InterruptionFrame)
+
+
 async def test_the_disclosure_is_never_paused(pipeline: Any) -> None:
     ledger = PlayoutLedger()
     await agent_played(ledger, AGENT[:RATE * 2], protected=True)
@@ -122,3 +149,13 @@ async def test_the_caller_talking_over_the_echo_is_heard(pipeline: Any) -> None:
         await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(both) // 320)
     loud = [f for f in p.down(InputAudioRawFrame) if not is_silent(f)]
     assert guard.pauses == 1 and len(loud) >= len(both) // 320 // 2
+
+
+async def test_how_long_speech_must_last_to_interrupt_is_set_per_agent(
+        world: LoopbackWorld) -> None:
+    phone = world.patter()
+    assert build_kit(phone.agent("A bot."), phone.keys).vad.params.start_secs == 0.25
+    patient = phone.agent("A patient bot.", min_barge_in_s=0.6)
+    assert build_kit(patient, phone.keys).vad.params.start_secs == 0.6
+    with pytest.raises(PatterConfigError, match="min_barge_in_s"):
+        phone.agent("A bot.", min_barge_in_s=5)
