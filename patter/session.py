@@ -47,6 +47,7 @@ logger = get_logger(__name__)
 
 PHONE_RATE_HZ = 8000
 END_GRACE_S = 5.0
+KEY_CUT_WAIT_S = 0.5
 
 
 @dataclass
@@ -101,6 +102,8 @@ class CallSession:
         self.transfer_to: str | None = None
         self.end_fields: dict[str, Any] = dict(options.extra_end_fields)
         self._turn_cut = False
+        self._cuts = 0
+        self._cut_recorded = asyncio.Condition()
         self._answered = asyncio.Event()
         if not options.hold_until_answered:
             self._answered.set()
@@ -295,6 +298,10 @@ class CallSession:
         if heard_text:
             self.context.add_message({"role": "assistant", "content": heard_text})
             self.history.add("assistant", heard_text)
+        async with self._cut_recorded:
+            self._cuts += 1
+            self._cut_recorded.notify_all()
+        if heard_text:
             await fire(self._callbacks.on_message, self._event(text=heard_text, role="assistant"))
 
     async def _on_user_turn_stopped(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
@@ -303,7 +310,20 @@ class CallSession:
             await self._add_user_entry(text)
 
     async def _on_digit(self, digit: str) -> None:
+        await self._cut_by_key_recorded()
         await self._add_user_entry(dtmf_text(digit))
+
+    async def _cut_by_key_recorded(self) -> None:
+        """A key pressed while the agent speaks cuts it (the DTMF injector interrupts first):
+        the cut turn goes into history and the LLM context before the key does."""
+        if not self.transport.ledger.speaking:
+            return
+        cuts = self._cuts
+        try:
+            async with asyncio.timeout(KEY_CUT_WAIT_S), self._cut_recorded:
+                await self._cut_recorded.wait_for(lambda: self._cuts > cuts)
+        except TimeoutError:
+            pass  # no interruption came (the agent's last words were already playing out)
 
     async def _add_user_entry(self, text: str) -> None:
         self.history.add("user", text)

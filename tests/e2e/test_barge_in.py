@@ -237,3 +237,22 @@ async def test_with_elevenlabs_the_cut_falls_between_words_by_its_timestamps(
     assert 3 <= len(words) < len(REPLY.split())
     history = await scene.history_at_end()
     assert ("assistant", cut) in [(e["role"], e["text"]) for e in history]
+
+
+async def test_a_keypress_cut_reaches_the_llm_after_the_words_heard(world: LoopbackWorld) -> None:
+    scene = await reply_playing(world)
+    world.openai.replies[:] = []
+    world.openai.reply_with("You pressed one.")
+    await scene.phone.wait_for_heard(scene.phone.heard_voiced_s + 2.0, timeout=30)
+
+    scene.phone.press("1")
+    await scene.phone.wait_for_received("clear", timeout=10)
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+
+    messages = world.openai.chat_requests[1]["messages"]
+    assert [m["role"] for m in messages[-3:]] == ["user", "assistant", "user"]
+    cut, key = messages[-2]["content"], messages[-1]["content"]
+    assert key == "[DTMF: 1]" and REPLY.startswith(cut) and 3 <= len(cut.split())
+    history = await scene.history_at_end()
+    assert [(e["role"], e["text"]) for e in history[-3:]] == [
+        ("assistant", cut), ("user", "[DTMF: 1]"), ("assistant", "You pressed one.")]
