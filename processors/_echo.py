@@ -28,6 +28,8 @@ class EchoDetector:
     ``min_correlation``, the matched agent audio, scaled, is removed from the newest
     frame: if what remains is ``residual_db`` below the frame (or below ``floor_dbfs``),
     the frame was only echo. A caller talking over the echo leaves a loud remainder.
+    The echo's delay is remembered and tried first; the full search runs only when the
+    frame is not explained at that delay.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class EchoDetector:
         self._recent: deque[np.ndarray] = deque(
             [np.zeros(PHONE_RATE_HZ // 50, dtype=np.int16)] * frames, maxlen=frames
         )
+        self._lag: int | None = None  # samples from the end of the played audio to the echo
 
     def is_echo(self, samples: np.ndarray) -> bool:
         """Whether ``samples`` (the newest 8 kHz caller frame) is only the agent's echo."""
@@ -60,11 +63,20 @@ class EchoDetector:
         ).astype(np.float64)
         if played.size < mic.size or not played.any():
             return False
+        latest = mic[-samples.size:]
+        if self._lag is not None and self._explained(latest, played, played.size - self._lag):
+            return True
         offset, correlation = best_alignment(played, mic)
         if correlation < self._min_correlation:
             return False
-        latest = mic[-samples.size:]
-        reference = played[offset + mic.size - latest.size: offset + mic.size]
+        self._lag = played.size - (offset + mic.size)
+        return self._explained(latest, played, offset + mic.size)
+
+    def _explained(self, latest: np.ndarray, played: np.ndarray, end: int) -> bool:
+        """Whether ``latest`` is ``played[:end]``'s tail, scaled, to within the residual."""
+        reference = played[end - latest.size: end]
+        if reference.size != latest.size:
+            return False
         energy = float(reference @ reference)
         if energy == 0:
             return False

@@ -143,11 +143,15 @@ class BargeInGuard(FrameProcessor):
             self.echo_frames += 1
             frame.audio = bytes(len(frame.audio))
             loud = False
-        self._count_speech(frame.audio if loud else bytes(len(frame.audio)))
+        self._count_speech(frame.audio if loud else b"")
         await self._step(loud, frame_ms)
 
     def _count_speech(self, audio: bytes) -> None:
-        """Milliseconds of speech in a row, by Silero, over the caller's sound."""
+        """Milliseconds of speech in a row, by Silero, over the caller's sound (b"": none)."""
+        if not audio:
+            self._window.clear()
+            self._speech_ms = 0.0
+            return
         self._window += audio
         while len(self._window) >= self._window_bytes:
             window = bytes(self._window[: self._window_bytes])

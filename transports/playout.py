@@ -181,22 +181,28 @@ class PlayoutLedger:
     def played_audio(self, span_ms: float) -> bytes:
         """8 kHz PCM of the agent audio played in the last ``span_ms`` of playout positions.
 
-        Where playout started from silence, ``span_ms`` of silence precedes the audio, as
-        the caller's line heard it.
+        Where playout started from silence, silence precedes the audio, as the caller's line
+        heard it; if playout ended more than ``span_ms`` ago, nothing.
         """
+        if self.unheard_ms == 0 and (self.clock() - self._heard_at) * 1000 > span_ms:
+            return b""
         end = self.heard_estimate_ms()
-        start = end - span_ms
-        out = bytearray()
-        for position, pcm, after_silence in self._reference:
-            length = len(pcm) / 16  # ms at 8 kHz, 16-bit
-            if position + length <= start or position >= end:
+        wanted = int(span_ms * 8) * 2  # bytes at 8 kHz, 16-bit
+        parts: list[bytes] = []
+        size = 0
+        for position, pcm, after_silence in reversed(self._reference):
+            if position >= end:
                 continue
+            played = pcm[: min(len(pcm) // 2, int((end - position) * 8)) * 2]
+            piece = played[-(wanted - size):]
+            parts.append(piece)
+            size += len(piece)
+            if size >= wanted:
+                break
             if after_silence:
-                out += bytes(int(span_ms * 8) * 2)
-            first = max(0, int((start - position) * 8)) * 2
-            last = min(len(pcm) // 2, int((end - position) * 8)) * 2
-            out += pcm[first:last]
-        return bytes(out)
+                parts.append(bytes(wanted - size))
+                break
+        return b"".join(reversed(parts))
 
     async def hold(self, frame: object) -> None:
         """Keep ``frame`` until the audio sent before it has been heard, then release it."""

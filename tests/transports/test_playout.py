@@ -193,8 +193,8 @@ async def test_played_audio_is_the_reference_for_echo_with_silence_before_a_star
     ledger.note_sent(40, pcm=first)
     ledger.note_sent(40, pcm=second)
     await ledger.on_mark("80")
-    played = ledger.played_audio(60)
-    assert played == bytes(60 * 16) + first[-20 * 16:] + second
+    assert ledger.played_audio(60) == first[-20 * 16:] + second
+    assert ledger.played_audio(100) == bytes(20 * 16) + first + second  # silence before it
 
 
 # ----- the text the caller heard -------------------------------------------------------------
