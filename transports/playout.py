@@ -45,7 +45,6 @@ class Cut:
     heard_ms: float
     sent_ms: float
     heard_text: str
-    at: float
     cleared: bool
 
 
@@ -133,7 +132,7 @@ class PlayoutLedger:
         return f"{self.sent_ms:.0f}"
 
     async def wait_for_room(self, *, interruptible: bool = True) -> None:
-        """Wait until the unheard audio is within ``lead_ms`` and, for interruptible
+        """Wait until the unheard audio is within ``lead_ms + rtt_ms`` and, for interruptible
         audio, no pause is in force (marks stalling for ``stall_timeout_s`` count as played)."""
         async with self._progress:
             while not self.stream_closed and (
@@ -233,7 +232,7 @@ class PlayoutLedger:
     def pause(self) -> bool:
         """Stop sending interruptible audio (the caller may be barging in); True if paused.
 
-        Audio already in Twilio's buffer (at most ``lead_ms``) still plays; a confirmed
+        Audio already in Twilio's buffer (about ``lead_ms``) still plays; a confirmed
         interruption then clears it, a false alarm ``resume()``s with nothing lost.
         """
         if not self.has_protected_audio_playing():
@@ -255,7 +254,7 @@ class PlayoutLedger:
         frames too; uninterruptible ones are released by ``flush_uninterruptible``.
         """
         heard = self.heard_estimate_ms()
-        cut = Cut(heard, self.sent_ms, self.text.heard(heard), self.clock(), cleared=self.speaking)
+        cut = Cut(heard, self.sent_ms, self.text.heard(heard), cleared=self.speaking)
         if cut.cleared:
             self.cuts.append(cut)
         self.text.reset()
