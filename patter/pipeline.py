@@ -70,7 +70,9 @@ class CallPipeline:
         for index, (stage, _) in enumerate(self._stages):
             if stage == name:
                 return index
-        raise PatterConfigError(f"no pipeline stage named {name!r}; stages: {', '.join(self.names)}.")
+        raise PatterConfigError(
+            f"no pipeline stage named {name!r}; stages: {', '.join(self.names)}."
+        )
 
     def _check_new(self, name: str) -> None:
         if name in self.names:

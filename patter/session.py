@@ -27,8 +27,8 @@ from patter._pipecat import (
     TTSSpeakFrame,
     WorkerRunner,
 )
-from patter._twiml import transfer_twiml
 from patter._prewarm import CallKit, build_kit
+from patter._twiml import transfer_twiml
 from patter.agent import Agent, Tool
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
@@ -123,7 +123,9 @@ class CallSession:
         )
         self.context = LLMContext(
             messages=[{"role": "assistant", "content": agent.disclosure}],
-            tools=ToolsSchema(standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()),
+            tools=ToolsSchema(
+                standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()
+            ),
         )
         self._worker: PipelineWorker | None = None
 
@@ -361,7 +363,8 @@ class CallSession:
         self.ended_by = "transfer"
         self.transfer_to = number
         twiml = transfer_twiml(number, caller_id=self._options.caller_id,
-                               hold_music_url=self.agent.hold_music_url or self._options.hold_music_url)
+                               hold_music_url=self.agent.hold_music_url
+                               or self._options.hold_music_url)
         logger.info("transfer", extra={"to": mask_number(number), "reason": reason[:200]})
         if not await self._rest.redirect(self.info.call_sid, twiml):
             logger.info("transfer skipped: call already ended")

@@ -21,14 +21,18 @@ import soxr
 from patter._correlation import max_normalized_correlation
 
 PHONE_RATE_HZ = 8000
-_CACHE_DIR = Path(os.environ.get("PATTER_AUDIO_CACHE", Path(tempfile.gettempdir()) / "patter-audio"))
+_CACHE_DIR = Path(
+    os.environ.get("PATTER_AUDIO_CACHE", Path(tempfile.gettempdir()) / "patter-audio")
+)
 
 
 class EspeakMissingError(RuntimeError):
     """espeak-ng is not installed; install it with ``apt-get install espeak-ng``."""
 
 
-def synthesize_speech(text: str, *, sample_rate_hz: int = PHONE_RATE_HZ, voice: str = "en-us") -> bytes:
+def synthesize_speech(
+    text: str, *, sample_rate_hz: int = PHONE_RATE_HZ, voice: str = "en-us"
+) -> bytes:
     """Speak ``text`` with espeak-ng and return 16-bit mono PCM at ``sample_rate_hz``.
 
     The result is cached on disk by (text, voice, rate).
