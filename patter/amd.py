@@ -45,7 +45,7 @@ async def act_on_verdict(session: CallSession, answered_by: str, voicemail_messa
     """Start the conversation, leave the voicemail, or hang up, as the verdict says."""
     logger.info("answering machine verdict", extra={"answered_by": answered_by})
     if answered_by in MACHINE_END or answered_by == FAX:
-        session.caller_input.mute()
+        await session.stop_listening()
         if voicemail_message and answered_by != FAX:
             await session.answered(speak_first_message=False)
             session.end_fields["voicemail_left"] = await session.say(voicemail_message)

@@ -109,6 +109,7 @@ class CallSession:
             self._answered.set()
         self.disclosure = AIDisclosure(disclosure_audio, start=self._answered)
         self.caller_input = CallerInputMute()
+        self.barge_in: BargeInGuard | None = None
         self._running = asyncio.Event()
         self._first_message_due = True
         self._disclosure_noted = False
@@ -153,11 +154,11 @@ class CallSession:
         user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
         assistant.add_event_handler("on_assistant_turn_started", self._on_assistant_turn_started)
         assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
+        self.barge_in = BargeInGuard(self.transport.ledger, min_speech_s=self.agent.min_barge_in_s)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
-                ("barge_in", BargeInGuard(self.transport.ledger,
-                                          min_speech_s=self.agent.min_barge_in_s)),
+                ("barge_in", self.barge_in),
                 ("disclosure_gate", self.disclosure.gate()),
                 ("dtmf", DtmfInjector(on_digit=self._on_digit)),
                 ("stt", stt),
@@ -217,6 +218,13 @@ class CallSession:
                 timer.cancel()
             await self._socket.close()
             await self._finish()
+
+    async def stop_listening(self) -> None:
+        """Ignore the far end for good (a machine answered): drop its audio before STT and
+        never let it pause or interrupt the agent (the voicemail plays whole)."""
+        self.caller_input.mute()
+        if self.barge_in is not None:
+            await self.barge_in.disable()
 
     async def answered(self, *, speak_first_message: bool = True) -> None:
         """Release agent output held while an answering-machine check was pending."""

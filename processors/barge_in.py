@@ -118,6 +118,15 @@ class BargeInGuard(FrameProcessor):
         """How many times it interrupted the agent (diagnostics)."""
         self.echo_frames = 0
         """How many caller frames were muted as echo (diagnostics)."""
+        self._enabled = True
+
+    async def disable(self) -> None:
+        """Never pause or interrupt the agent again (a machine answered: its greeting must
+        not cut the voicemail). Frames still pass unchanged."""
+        self._enabled = False
+        if self._state is _State.PAUSED:
+            self._state = _State.LISTENING
+            await self.ledger.resume()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Watch caller audio and interruptions; forward every frame."""
@@ -125,7 +134,11 @@ class BargeInGuard(FrameProcessor):
         if isinstance(frame, InterruptionFrame):
             if self._state is _State.PAUSED:
                 self._state = _State.LATCHED
-        elif isinstance(frame, InputAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
+        elif (
+            isinstance(frame, InputAudioRawFrame)
+            and direction == FrameDirection.DOWNSTREAM
+            and self._enabled
+        ):
             await self._on_audio(frame)
         await self.push_frame(frame, direction)
 
