@@ -68,7 +68,10 @@ async def run_demo() -> int:
 
         async def agent_finishes_speaking() -> None:
             heard = caller.heard_voiced_s
-            await caller.wait_for_heard(heard + 0.5, timeout=30)
+            try:
+                await caller.wait_for_heard(heard + 0.5, timeout=15)
+            except TimeoutError:
+                print("  (the agent did not answer that line; the caller goes on)", flush=True)
             await caller.wait_until_quiet(quiet_s=0.7, timeout=30)
 
         await agent_finishes_speaking()
