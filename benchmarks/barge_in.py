@@ -44,19 +44,16 @@ from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.audio import tone  # noqa: E402
-from patter.testing.harness import OPENAI_KEY, LoopbackWorld, openai_speech_at_8k  # noqa: E402
+from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
+from patter.testing.scenes import (  # noqa: E402
+    INTERRUPTION,
+    QUESTION,
+    proportional_words,
+    script,
+)
 from patter.transports.phone import SimulatedPhone  # noqa: E402
 
 GREETING = "Hello, how can I help you today?"
-QUESTION = "Tell me about the restaurant."
-INTERRUPTION = "Do you have vegan dishes?"
-SENTENCES = [
-    "Our restaurant opens at five in the evening every day of the week.",
-    "We serve fresh pasta, grilled fish and a wide selection of local wines.",
-    "On Fridays there is live jazz music from seven until ten at night.",
-]
-REPLY = " ".join(SENTENCES)
-ANSWER = "Yes, we have several vegan dishes."
 QUOTED_PIPECAT = {"onset_to_clear_ms": 330.0, "heard_over_ms": 320.0}
 """The plain Pipecat figures in /work/shared/design/pipecat-facts.md (quoted, not measured)."""
 
@@ -96,18 +93,6 @@ class HeardPositionLog(logging.Handler):
             self.positions.append(float(record.__dict__["heard_ms"]))
 
 
-def words_heard(played_ms: float) -> int:
-    """Words of REPLY heard after ``played_ms`` of it (each sentence's words spread evenly)."""
-    count = 0
-    for sentence in SENTENCES:
-        duration_ms = len(openai_speech_at_8k(sentence)) / 16
-        if played_ms < duration_ms:
-            return count + int(len(sentence.split()) * played_ms / duration_ms)
-        count += len(sentence.split())
-        played_ms -= duration_ms
-    return count
-
-
 def assistant_words_before(request: dict[str, object]) -> int:
     """Words of the reply the LLM was given, in the request answering the interruption."""
     messages = request["messages"]
@@ -116,14 +101,6 @@ def assistant_words_before(request: dict[str, object]) -> int:
         if message["role"] == "assistant" and message.get("content"):
             return len(str(message["content"]).split())
     return 0
-
-
-def script(world: LoopbackWorld) -> None:
-    """What the fake LLM and STT answer in one call (whatever the last call left is dropped)."""
-    world.openai.replies.clear()
-    world.openai.transcripts[:] = [QUESTION, INTERRUPTION]
-    world.openai.reply_with(REPLY)
-    world.openai.reply_with(ANSWER)
 
 
 async def reply_started(world: LoopbackWorld, phone: SimulatedPhone) -> int:
@@ -159,7 +136,8 @@ async def barge_in(world: LoopbackWorld, phone: SimulatedPhone, after_s: float,
         error_ms = patter_positions[-1] - played_total_ms
     else:
         error_ms = clear.data["dropped_bytes"] / 8
-    off = abs(assistant_words_before(world.openai.chat_requests[-1]) - words_heard(played_ms))
+    told = assistant_words_before(world.openai.chat_requests[-1])
+    off = abs(told - proportional_words(played_ms))
     return Cut((clear.t - onset) * 1000, (silent - onset) * 1000, error_ms, off)
 
 

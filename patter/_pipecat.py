@@ -58,6 +58,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.turns.empty_user_turn import DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT
 from pipecat.turns.user_start.transcription_user_turn_start_strategy import (
     TranscriptionUserTurnStartStrategy,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "BotStoppedSpeakingFrame",
     "CancelFrame",
     "DataFrame",
+    "DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT",
     "EndFrame",
     "Frame",
     "FrameDirection",

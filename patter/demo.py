@@ -10,23 +10,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import Any
 
 from loguru import logger as _loguru
 
 _loguru.remove()  # Pipecat's banner and debug lines would drown the conversation
 
 from patter.events import Event  # noqa: E402
+from patter.testing.fake_openai import message_text  # noqa: E402
 from patter.testing.harness import LoopbackWorld, wait_for  # noqa: E402
 
 CALLER_LINES = (
-    "Hi, I would like to book a table for two tonight.",
-    "Eight o'clock would be perfect, thank you.",
+    "Hi I would like to book a table for two tonight.",
+    "Eight o'clock would be perfect thank you.",
 )
-AGENT_REPLIES = (
-    "Of course. What time would you like the table?",
-    "Done: a table for two at eight tonight. Press 1 to confirm by keypad.",
-    "Thank you, your booking is confirmed. Goodbye!",
-)
+PICK_UP = "Sorry, I missed that."
+
+
+def host_reply(messages: list[dict[str, Any]], _tools: list[dict[str, Any]]) -> str:
+    """The fake LLM of the demo: answers the caller's last words, whatever the turns."""
+    said = next((message_text(m).lower() for m in reversed(messages) if m.get("role") == "user"),
+                "")
+    if "dtmf: 1" in said:
+        reply = "Thank you, your booking is confirmed. Goodbye!"
+    elif "eight" in said:
+        reply = "Done: a table for two at eight tonight. Press 1 to confirm by keypad."
+    elif "table" in said:
+        reply = "Of course. What time would you like the table?"
+    else:
+        reply = "Sorry, could you say that again?"
+    if messages and messages[-1].get("role") == "developer":  # a sound with no words cut it
+        reply = f"{PICK_UP} {reply}"
+    return reply
 
 
 def _print(role: str, text: str) -> None:
@@ -37,8 +52,7 @@ async def run_demo() -> int:
     """Place one simulated call and print the conversation as it happens."""
     async with LoopbackWorld() as world:
         world.openai.transcripts.extend(CALLER_LINES)
-        for reply in AGENT_REPLIES:
-            world.openai.reply_with(reply)
+        world.openai.responder = host_reply
         phone = world.patter()
         agent = phone.agent(
             system_prompt="You are the host of Chez Patter. Take table bookings politely.",

@@ -28,6 +28,7 @@ from patter._pipecat import (
     WorkerRunner,
 )
 from patter._prewarm import CallKit, build_kit
+from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter.agent import Agent, Tool
 from patter.events import Event, History
@@ -37,8 +38,9 @@ from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
-from patter.processors.dtmf import DtmfInjector, dtmf_text
+from patter.processors.dtmf import DtmfInjector
 from patter.transports.media_stream import MediaStreamSocket
+from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
 from patter.vendors import VendorKeys
@@ -47,7 +49,6 @@ logger = get_logger(__name__)
 
 PHONE_RATE_HZ = 8000
 END_GRACE_S = 5.0
-KEY_CUT_WAIT_S = 0.5
 
 
 @dataclass
@@ -101,9 +102,6 @@ class CallSession:
         self.ended_by: str | None = None
         self.transfer_to: str | None = None
         self.end_fields: dict[str, Any] = dict(options.extra_end_fields)
-        self._turn_cut = False
-        self._cuts = 0
-        self._cut_recorded = asyncio.Condition()
         self._answered = asyncio.Event()
         if not options.hold_until_answered:
             self._answered.set()
@@ -119,14 +117,27 @@ class CallSession:
             on_transfer=self._transfer,
             on_end_call=self._agent_hang_up,
         )
-        self.transport = TwilioMediaTransport(
-            socket, on_stream_end=self._on_stream_end, on_interrupted=self._on_interrupted
-        )
         self.context = LLMContext(
             messages=[{"role": "assistant", "content": agent.disclosure}],
             tools=ToolsSchema(
                 standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()
             ),
+        )
+        ledger = PlayoutLedger()
+        self.turns = TurnRecorder(
+            context=self.context,
+            history=self.history,
+            ledger=ledger,
+            callbacks=callbacks,
+            event=self._event,
+            queue=self.queue,
+            ending=lambda: self.ended_by is not None,
+        )
+        self.transport = TwilioMediaTransport(
+            socket,
+            on_stream_end=self._on_stream_end,
+            on_interrupted=self.turns.on_interrupted,
+            ledger=ledger,
         )
         self._worker: PipelineWorker | None = None
 
@@ -147,20 +158,24 @@ class CallSession:
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=kit.vad, user_turn_strategies=kit.turn_strategies
+                vad_analyzer=kit.vad,
+                user_turn_strategies=kit.turn_strategies,
+                empty_user_turn=None,  # answered by self.turns, which knows what was heard
             ),
         )
         user, assistant = aggregators.user(), aggregators.assistant()
-        user.add_event_handler("on_user_turn_stopped", self._on_user_turn_stopped)
-        assistant.add_event_handler("on_assistant_turn_started", self._on_assistant_turn_started)
-        assistant.add_event_handler("on_assistant_turn_stopped", self._on_assistant_turn_stopped)
+        user.add_event_handler("on_user_turn_stopped", self.turns.on_user_turn_stopped)
+        assistant.add_event_handler("on_assistant_turn_started",
+                                    self.turns.on_assistant_turn_started)
+        assistant.add_event_handler("on_assistant_turn_stopped",
+                                    self.turns.on_assistant_turn_stopped)
         self.barge_in = BargeInGuard(self.transport.ledger, min_speech_s=self.agent.min_barge_in_s)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
                 ("barge_in", self.barge_in),
                 ("disclosure_gate", self.disclosure.gate()),
-                ("dtmf", DtmfInjector(on_digit=self._on_digit)),
+                ("dtmf", DtmfInjector(on_digit=self.turns.on_digit)),
                 ("stt", stt),
                 ("user_context", user),
                 ("llm", llm),
@@ -300,66 +315,6 @@ class CallSession:
     def _cancel_if_stuck(self) -> None:
         if self._worker is not None and not self._worker.has_finished():
             asyncio.ensure_future(self._worker.cancel(reason="call ended"))
-
-    async def _on_interrupted(self, heard_text: str) -> None:
-        """The caller cut the agent off: the turn is what they heard of it, in history and
-        in the LLM context (so the LLM knows where it was cut off)."""
-        self._turn_cut = True
-        if heard_text:
-            self.context.add_message({"role": "assistant", "content": heard_text})
-            self.history.add("assistant", heard_text)
-        async with self._cut_recorded:
-            self._cuts += 1
-            self._cut_recorded.notify_all()
-        if heard_text:
-            await fire(self._callbacks.on_message, self._event(text=heard_text, role="assistant"))
-
-    async def _on_user_turn_stopped(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
-        text = (getattr(message, "content", "") or "").strip()
-        if text:
-            await self._add_user_entry(text)
-
-    async def _on_digit(self, digit: str) -> None:
-        await self._cut_by_key_recorded()
-        await self._add_user_entry(dtmf_text(digit))
-
-    async def _cut_by_key_recorded(self) -> None:
-        """A key pressed while the agent speaks cuts it (the DTMF injector interrupts first):
-        the cut turn goes into history and the LLM context before the key does."""
-        if not self.transport.ledger.speaking:
-            return
-        cuts = self._cuts
-        try:
-            async with asyncio.timeout(KEY_CUT_WAIT_S), self._cut_recorded:
-                await self._cut_recorded.wait_for(lambda: self._cuts > cuts)
-        except TimeoutError:
-            pass  # no interruption came (the agent's last words were already playing out)
-
-    async def _add_user_entry(self, text: str) -> None:
-        self.history.add("user", text)
-        await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
-
-    async def _on_assistant_turn_started(self, _aggregator: Any) -> None:
-        self._turn_cut = False  # a cut that ended no turn of the aggregator's is over
-
-    async def _on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
-        if message.interrupted and self._turn_cut:
-            # Already recorded as heard by _on_interrupted; the aggregator's copy holds only
-            # the text released before the cut (maybe less), so it goes.
-            self._turn_cut = False
-            self._drop_last_assistant_message(message.content or "")
-            return
-        text = (message.content or "").strip()
-        if text:
-            self.history.add("assistant", text)
-            await fire(self._callbacks.on_message, self._event(text=text, role="assistant"))
-
-    def _drop_last_assistant_message(self, content: str) -> None:
-        messages = self.context.get_messages()
-        last = messages[-1] if messages else None
-        if content and isinstance(last, dict) and last.get("role") == "assistant" \
-                and last.get("content") == content:
-            self.context.set_messages(messages[:-1])
 
     # ----- actions ----------------------------------------------------------------------
 

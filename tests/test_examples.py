@@ -34,6 +34,7 @@ def test_the_offline_demo_prints_the_whole_conversation() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "agent │ This call is with an AI assistant" in out
-    assert "caller │ Hi, I would like to book a table for two tonight." in out
+    assert "caller │ Hi I would like to book a table for two tonight." in out
+    assert "agent │ Done: a table for two at eight tonight." in out
     assert "caller │ [DTMF: 1]" in out
     assert "call ended by caller" in out

@@ -3,37 +3,19 @@ was heard."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from patter.events import Event
 from patter.testing.audio import best_match, synthesize_speech, tone
-from patter.testing.fake_twilio import FakeCall
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
-from patter.transports.phone import SimulatedPhone
-
-QUESTION = "Tell me about the restaurant."
-INTERRUPTION = "Do you have vegan dishes?"
-SENTENCES = [
-    "Our restaurant opens at five in the evening every day of the week.",
-    "We serve fresh pasta, grilled fish and a wide selection of local wines.",
-    "On Fridays there is live jazz music from seven until ten at night.",
-]
-REPLY = " ".join(SENTENCES)
-ANSWER = "Yes, we have several vegan dishes."
-
-
-def proportional_words(played_ms: float) -> int:
-    """Words of REPLY a caller heard after ``played_ms`` of it, sentence by sentence."""
-    count = 0
-    for sentence in SENTENCES:
-        duration_ms = len(openai_speech_at_8k(sentence)) / 16
-        words = len(sentence.split())
-        if played_ms < duration_ms:
-            return count + int(words * played_ms / duration_ms)
-        count += words
-        played_ms -= duration_ms
-    return count
+from patter.testing.scenes import (
+    ANSWER,
+    INTERRUPTION,
+    QUESTION,
+    REPLY,
+    SENTENCES,
+    proportional_words,
+    reply_playing,
+)
 
 
 def elevenlabs_words(played_ms: float) -> int:
@@ -59,39 +41,6 @@ def assistant_before_last_user(request: dict[str, Any]) -> str:
     assert messages[-1] == {"role": "user", "content": INTERRUPTION}
     assert messages[-2]["role"] == "assistant"
     return str(messages[-2]["content"])
-
-
-@dataclass
-class Scene:
-    """A call whose agent is speaking the long REPLY."""
-
-    call: FakeCall
-    phone: SimulatedPhone
-    before: int  # bytes of audio the caller had heard before the reply
-    ended: list[Event]
-
-    async def history_at_end(self) -> list[dict[str, str]]:
-        """Hang up and return the history ``on_call_end`` delivered."""
-        await self.phone.hang_up()
-        await wait_for(lambda: bool(self.ended), timeout=20)
-        return list(self.ended[0]["transcript"])
-
-
-async def reply_playing(world: LoopbackWorld, **patter: Any) -> Scene:
-    """Serve an agent, call it and ask QUESTION; returns once the long REPLY is requested."""
-    world.openai.transcripts += [QUESTION, INTERRUPTION]
-    world.openai.reply_with(REPLY)
-    world.openai.reply_with(ANSWER)
-    phone = world.patter(**patter)
-    ended: list[Event] = []
-    await world.serve(phone, phone.agent("You are a restaurant host."), on_call_end=ended.append)
-    call = await world.call_in()
-    assert call.phone is not None
-    await call.phone.wait_until_quiet(quiet_s=0.6, timeout=30)
-    scene = Scene(call, call.phone, len(call.phone.heard_pcm()), ended)
-    call.phone.say_text(QUESTION)
-    await wait_for(lambda: len(world.openai.chat_requests) == 1, timeout=30)
-    return scene
 
 
 async def test_talking_over_a_long_reply_cuts_it_where_the_caller_was(world: LoopbackWorld) -> None:
