@@ -176,21 +176,21 @@ async def measure(dial: Dial, world: LoopbackWorld, calls: int,
             after_s = 1.0 + 2.5 * index / max(1, calls - 1)  # cut at different words
             figures.cuts.append(await barge_in(world, phone, after_s, patter_positions))
         finally:
-            await phone.aclose()
+            await phone.close()
         phone = await dial()
         try:
             gap_ms, clears = await cough(world, phone)
             figures.noise_gaps_ms.append(gap_ms)
             figures.noise_clears += clears
         finally:
-            await phone.aclose()
+            await phone.close()
         if patter_positions is not None:
             phone = await dial()
             try:
                 figures.key_errors_ms.append(
                     await keypress_cut(world, phone, after_s, patter_positions))
             finally:
-                await phone.aclose()
+                await phone.close()
     return figures
 
 
@@ -221,7 +221,7 @@ async def measure_pipecat(world: LoopbackWorld, calls: int) -> Figures:
 
         async def dial() -> SimulatedPhone:
             phone = SimulatedPhone(server.ws_url + MEDIA_PATH)
-            await phone.connect()
+            await phone.start()
             return phone
 
         return await measure(dial, world, calls, None)

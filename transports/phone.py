@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import audioop
 import base64
 import binascii
 import json
@@ -12,18 +11,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from patter.testing.audio import mulaw_to_pcm, pcm_to_mulaw, synthesize_speech
+from patter.testing._lifecycle import AsyncStartClose
+from patter.testing.audio import mulaw_to_pcm, synthesize_speech
 
-from ._phone_playout import BYTES_PER_S, FRAME_BYTES, MAX_LAG_S, PlayoutBuffer
+from ._phone_microphone import Microphone
+from ._phone_playout import BYTES_PER_S, MAX_LAG_S, PlayoutBuffer
 
 FRAME_S = 0.02
-_SILENCE = b"\xff" * FRAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,10 @@ def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-class SimulatedPhone:
+class SimulatedPhone(AsyncStartClose):
     """The Twilio end of a bidirectional ``<Connect><Stream>``: a caller plus Twilio's playout.
 
-    ``connect()`` opens the WebSocket and sends ``connected`` and ``start`` as Twilio does,
+    ``start()`` opens the WebSocket and sends ``connected`` and ``start`` as Twilio does,
     then streams ``media`` every 20 ms in real time: the caller's queued speech
     (``say``/``say_text``), else mu-law silence. Outbound ``media`` from the server goes into
     a playout buffer that plays at 8000 bytes/s; a ``mark`` is echoed once the audio sent
@@ -72,7 +71,7 @@ class SimulatedPhone:
         send_start: bool = True,
         open_timeout_s: float = 10.0,
     ) -> None:
-        """Prepare a phone for ``url``; nothing is sent before ``connect()``.
+        """Prepare a phone for ``url``; nothing is sent before ``start()``.
 
         ``send_start=False`` skips the ``start`` message (media still flows), to test
         servers against clients that break the protocol.
@@ -102,17 +101,14 @@ class SimulatedPhone:
         self._tasks: list[asyncio.Task[None]] = []
         self._send_lock = asyncio.Lock()
         self._sequence = 0
-        self._speech = bytearray()
-        self._speaking = False
         self._frame_in_flight = False
         self._digits: deque[str] = deque()
         self._playout = PlayoutBuffer(
             echo=self._echo, on_event=self._event, on_change=self._notify
         )
-        self.echo_gain = 0.0
-        """Share of the agent's voice leaking back into the microphone (0 = none)."""
-        self.echo_delay_s = 0.15
-        """How late that echo comes back, after the agent audio played."""
+        self.microphone = Microphone(self._playout, self._event)
+        """The caller's microphone (``echo_gain``/``echo_delay_s``: the agent's voice
+        leaking back into it)."""
         self._hanging_up = False
         self._stopped = False
         self._closed = asyncio.Event()
@@ -120,7 +116,7 @@ class SimulatedPhone:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def connect(self) -> None:
+    async def start(self) -> None:
         """Open the WebSocket, send ``connected`` and ``start``, and begin streaming media.
 
         Raises ``websockets`` errors (e.g. ``InvalidStatus`` if the server refuses the upgrade).
@@ -169,7 +165,7 @@ class SimulatedPhone:
         await self._ws.close()
         await self._closed.wait()
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         """Hang up if still connected, and stop every task the phone started."""
         if self._ws is not None and not self._closed.is_set():
             await self.hang_up()
@@ -178,23 +174,12 @@ class SimulatedPhone:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- the caller --------------------------------------------------------------------------
 
     def say(self, pcm: bytes) -> None:
         """Queue 16-bit 8 kHz PCM to be streamed in real time after what is already queued."""
-        self._speech.extend(pcm_to_mulaw(pcm))
+        self.microphone.queue(pcm)
 
     def say_text(self, text: str) -> bytes:
         """Synthesise ``text`` with espeak-ng, queue it like ``say`` and return the PCM."""
@@ -209,7 +194,7 @@ class SimulatedPhone:
     async def send_raw(self, message: str | bytes) -> None:
         """Send one frame exactly as given (text or binary), for protocol-abuse tests."""
         if self._ws is None:
-            raise RuntimeError("SimulatedPhone.send_raw() before connect()")
+            raise RuntimeError("SimulatedPhone.send_raw() before start()")
         async with self._send_lock:
             await self._ws.send(message)
 
@@ -231,7 +216,7 @@ class SimulatedPhone:
 
     @property
     def is_open(self) -> bool:
-        """True between ``connect()`` and the socket closing."""
+        """True between ``start()`` and the socket closing."""
         return self._ws is not None and not self._closed.is_set()
 
     def events_of(self, kind: str) -> list[PhoneEvent]:
@@ -270,9 +255,10 @@ class SimulatedPhone:
 
     async def wait_said(self, *, timeout: float = 30.0) -> None:
         """Wait until all speech queued with ``say`` has been sent to the server."""
-        await self._wait(
-            lambda: not self._speech and not self._frame_in_flight, timeout, "queued speech sent"
-        )
+        def sent() -> bool:
+            return not self.microphone.has_speech and not self._frame_in_flight
+
+        await self._wait(sent, timeout, "queued speech sent")
 
     async def wait_until_quiet(self, *, quiet_s: float = 0.5, timeout: float = 10.0) -> None:
         """Wait until no non-silent audio has played or been queued for ``quiet_s``."""
@@ -373,33 +359,12 @@ class SimulatedPhone:
                 "chunk": str(chunk),
                 "timestamp": str((chunk - 1) * 20),
                 "payload": base64.b64encode(
-                    self._with_echo(self._next_caller_frame(), deadline - FRAME_S)
+                    self.microphone.next_frame(captured_at=deadline - FRAME_S)
                 ).decode(),
             })
             self._frame_in_flight = False
-            if self._speaking and not self._speech:
-                self._speaking = False
-                self._event("caller_audio_ended")
+            self.microphone.frame_sent()
             self._notify()
-
-    def _with_echo(self, frame: bytes, at: float) -> bytes:
-        """Mix into a caller frame (mu-law, captured from ``at``) the agent audio that
-        played ``echo_delay_s`` earlier, scaled by ``echo_gain``."""
-        if self.echo_gain <= 0:
-            return frame
-        played = self._playout.played_between(at - self.echo_delay_s, len(frame))
-        echo = audioop.mul(mulaw_to_pcm(played), 2, self.echo_gain)
-        return pcm_to_mulaw(audioop.add(mulaw_to_pcm(frame), echo, 2))
-
-    def _next_caller_frame(self) -> bytes:
-        if not self._speech:
-            return _SILENCE
-        if not self._speaking:
-            self._speaking = True
-            self._event("caller_audio_started")
-        frame = bytes(self._speech[:FRAME_BYTES])
-        del self._speech[:FRAME_BYTES]
-        return frame.ljust(FRAME_BYTES, b"\xff")
 
     async def _receive_loop(self) -> None:
         assert self._ws is not None

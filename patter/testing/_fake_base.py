@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from patter.testing._lifecycle import AsyncStartClose
 from patter.testing._server import LoopbackServer
 
 #: Request headers that carry credentials and are never recorded.
@@ -26,7 +26,7 @@ def first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return result
 
 
-class FakeService:
+class FakeService(AsyncStartClose):
     """Base class of the vendor fakes: serves ``self.app`` on a loopback port.
 
     Subclasses build a FastAPI ``app`` and call :meth:`_changed` whenever they
@@ -67,17 +67,6 @@ class FakeService:
             server, self._server = self._server, None
             await server.close()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _changed(self) -> None:
         """Wake up everyone blocked in :meth:`wait_until`."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from patter.testing._lifecycle import AsyncStartClose
 
-class LoopbackServer:
+
+class LoopbackServer(AsyncStartClose):
     """Serve an ASGI app on ``127.0.0.1`` (port 0 picks a free one) until closed.
 
     Usage::
@@ -70,14 +71,3 @@ class LoopbackServer:
         self._server = None
         self._task = None
 
-    async def __aenter__(self) -> LoopbackServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -116,7 +116,7 @@ class TwimlRunner:
         }
         phone = SimulatedPhone(target, **options)
         try:
-            await phone.connect()
+            await phone.start()
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             call.stream_errors.append(f"31920 Stream WebSocket handshake error: {exc}")
             logger.info("fake twilio stream failed", extra={"url": url, "error": str(exc)})
@@ -127,5 +127,5 @@ class TwimlRunner:
         try:
             await phone.wait_closed(timeout=None)
         finally:
-            await phone.aclose()
+            await phone.close()
         return not phone.closed_by_server

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from patter.testing._lifecycle import AsyncStartClose
 from patter.testing._server import LoopbackServer
 from patter.testing._twilio_rest import TwilioApiError, build_rest_app
 from patter.testing._twilio_state import (
@@ -49,7 +49,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class FakeTwilio:
+class FakeTwilio(AsyncStartClose):
     """Twilio's REST API and call handling, served on ``127.0.0.1``.
 
     Usage::
@@ -121,17 +121,6 @@ class FakeTwilio:
             await self._server.close()
             self._server = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- driving calls -------------------------------------------------------------------------
 

@@ -15,12 +15,12 @@ import asyncio
 import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from patter.agent import Agent
 from patter.client import Patter
 from patter.outbound import OutboundCall
+from patter.testing._lifecycle import AsyncStartClose
 from patter.testing.audio import PHONE_RATE_HZ, resample, synthesize_speech
 from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
@@ -47,7 +47,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LoopbackWorld:
+class LoopbackWorld(AsyncStartClose):
     """Fake Twilio, OpenAI, Deepgram and ElevenLabs on 127.0.0.1, and Patter served among them."""
 
     def __init__(self) -> None:
@@ -133,17 +133,13 @@ class LoopbackWorld:
         """
         return await phone.call(to, agent, port=self.port, host="127.0.0.1", **call_kwargs)
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Start the fakes."""
         for fake in (self.twilio, self.openai, self.deepgram, self.elevenlabs):
             await self._stack.enter_async_context(fake)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
+        """Stop serving, close every Patter made here, then stop the fakes."""
         await self.stop_serving()
         for phone in self._phones:
             await phone.close()  # a server that call() started in the background

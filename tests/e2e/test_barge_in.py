@@ -148,7 +148,8 @@ async def test_the_agent_hearing_its_own_echo_does_not_interrupt_itself(
         world: LoopbackWorld) -> None:
     scene = await reply_playing(world)
     phone, before = scene.phone, scene.before
-    phone.echo_gain, phone.echo_delay_s = 0.3, 0.12  # a loud speakerphone, no echo canceller
+    # A loud speakerphone, no echo canceller:
+    phone.microphone.echo_gain, phone.microphone.echo_delay_s = 0.3, 0.12
     await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
     await phone.wait_until_quiet(quiet_s=1.0, timeout=40)
 
@@ -157,7 +158,7 @@ async def test_the_agent_hearing_its_own_echo_does_not_interrupt_itself(
     ending = openai_speech_at_8k(SENTENCES[-1])[-9000:-1000]
     assert best_match(phone.heard_pcm()[before:], ending) > 0.8
 
-    phone.echo_gain = 0.3  # and the caller can still barge in over the echo
+    phone.microphone.echo_gain = 0.3  # and the caller can still barge in over the echo
     world.openai.reply_with("Sorry, what was that?")
     phone.say_text(QUESTION)
     await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)

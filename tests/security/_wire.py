@@ -118,11 +118,11 @@ class Wire:
             call_sid=call_sid,
             **options,
         )
-        await phone.connect()
+        await phone.start()
         try:
             yield phone
         finally:
-            await phone.aclose()
+            await phone.close()
 
     async def assert_refused(self, phone: SimulatedPhone, traffic_before: tuple[int, ...]) -> None:
         """The server closed ``phone`` with a policy violation, sent no audio, called no vendor."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from typing import Any
 
 from _wire import Wire
 from websockets.asyncio.client import connect
@@ -29,29 +31,30 @@ async def assert_greets(wire: Wire, call_sid: str, parameters: dict[str, str]) -
         assert phone.is_open
 
 
-async def test_a_stream_without_a_token_is_closed_before_any_vendor(wire: Wire) -> None:
+async def assert_refused_then_greets(
+    wire: Wire, altered: Callable[[dict[str, str]], dict[str, str]] = dict, **stream_options: Any
+) -> None:
+    """A stream with ``altered(parameters)`` of a legitimate call is refused before any vendor
+    is contacted; the legitimate stream then greets the caller (its token was not spent)."""
     await wire.serve_bot()
     call_sid = wire.new_call_sid()
     parameters = await wire.answer(call_sid)
     traffic = wire.vendor_traffic()
 
-    without = {name: value for name, value in parameters.items() if name != "token"}
-    async with wire.stream(call_sid, without) as phone:
+    async with wire.stream(call_sid, altered(parameters), **stream_options) as phone:
         await wire.assert_refused(phone, traffic)
 
     await assert_greets(wire, call_sid, parameters)
+
+
+async def test_a_stream_without_a_token_is_closed_before_any_vendor(wire: Wire) -> None:
+    await assert_refused_then_greets(
+        wire, lambda parameters: {k: v for k, v in parameters.items() if k != "token"})
 
 
 async def test_a_tampered_token_is_refused(wire: Wire) -> None:
-    await wire.serve_bot()
-    call_sid = wire.new_call_sid()
-    parameters = await wire.answer(call_sid)
-    traffic = wire.vendor_traffic()
-
-    async with wire.stream(call_sid, {**parameters, "token": tamper(parameters["token"])}) as phone:
-        await wire.assert_refused(phone, traffic)
-
-    await assert_greets(wire, call_sid, parameters)
+    await assert_refused_then_greets(
+        wire, lambda parameters: {**parameters, "token": tamper(parameters["token"])})
 
 
 async def test_another_calls_token_is_refused(wire: Wire) -> None:
@@ -134,15 +137,7 @@ async def test_a_stream_that_sends_no_start_is_closed_after_five_seconds(wire: W
 
 
 async def test_media_before_start_is_refused(wire: Wire) -> None:
-    await wire.serve_bot()
-    call_sid = wire.new_call_sid()
-    parameters = await wire.answer(call_sid)
-    traffic = wire.vendor_traffic()
-
-    async with wire.stream(call_sid, parameters, send_start=False) as phone:
-        await wire.assert_refused(phone, traffic)
-
-    await assert_greets(wire, call_sid, parameters)
+    await assert_refused_then_greets(wire, send_start=False)
 
 
 async def test_an_oversize_message_closes_the_stream(wire: Wire) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -145,12 +144,11 @@ async def test_phone_opens_with_connected_and_start_exactly_like_twilio(
     assert side.headers["x-twilio-signature"] == "sig=="
 
 
-async def test_media_is_paced_every_20_ms_with_string_counters_and_silence(
+async def test_media_frames_carry_20_ms_string_counters_and_silence(
     connected: tuple[SimulatedPhone, ServerSide],
 ) -> None:
     phone, side = connected
     await side.wait_for("media", count=26)
-    elapsed = time.monotonic() - phone.events_of("start_sent")[0].t
     frames = side.of("media")[:26]
     assert [f["media"]["chunk"] for f in frames] == [str(n) for n in range(1, 27)]
     assert [f["media"]["timestamp"] for f in frames] == [str(20 * n) for n in range(26)]
@@ -158,8 +156,6 @@ async def test_media_is_paced_every_20_ms_with_string_counters_and_silence(
     assert sequence == list(range(sequence[0], sequence[0] + 26))
     assert all(f["media"]["track"] == "inbound" for f in frames)
     assert all(base64.b64decode(f["media"]["payload"]) == b"\xff" * 160 for f in frames)
-    # Real-time pacing: frame 26 leaves 25 x 20 ms after frame 1, which follows start.
-    assert elapsed >= 0.5
 
 
 async def test_caller_speech_is_streamed_in_order_after_what_is_queued(
