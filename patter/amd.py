@@ -48,7 +48,10 @@ async def act_on_verdict(session: CallSession, answered_by: str, voicemail_messa
         await session.stop_listening()
         if voicemail_message and answered_by != FAX:
             await session.answered(speak_first_message=False)
-            session.end_fields["voicemail_left"] = await session.say(voicemail_message)
+            left = await session.say(voicemail_message)
+            session.end_fields["voicemail_left"] = left
+            if not left:
+                return  # the machine hung up first: the call is already over
         await session.hang_up("agent")
         return
     if answered_by not in HUMAN:

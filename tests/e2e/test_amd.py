@@ -215,3 +215,26 @@ async def test_machine_start_is_not_final_so_the_agent_keeps_waiting(
     await wait_for(lambda: bool(ended), timeout=20)
     assert ended[0]["answered_by"] == "machine_start"
     assert ended[0]["voicemail_left"] is False and ended[0]["ended_by"] == "caller"
+
+
+async def test_a_machine_that_hangs_up_during_the_voicemail_ends_the_call_once_unleft(
+    world: LoopbackWorld,
+) -> None:
+    call, callee, ended = await place(
+        world, "machine_end_beep", amd_delay_s=0.5, voicemail_message=VOICEMAIL
+    )
+    disclosure_s = len(openai_speech_at_8k(DEFAULT_DISCLOSURE)) / 16000
+    await callee.wait_for_heard(disclosure_s + 1.0, timeout=30)  # into the voicemail
+
+    await callee.hang_up()
+    await wait_for(lambda: bool(ended), timeout=20)
+    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
+
+    assert len(ended) == 1
+    end = ended[0]
+    assert end["voicemail_left"] is False and end["ended_by"] == "caller"
+    assert end["answered_by"] == "machine_end_beep"
+    voicemail = openai_speech_at_8k(VOICEMAIL)
+    assert best_match(callee.heard_pcm(), voicemail[-8000:-2000]) < 0.5  # its end never played
+    # No hang-up request: the machine had already ended the call.
+    assert [path for path, _ in world.call_rest_requests()] == ["/Calls.json"]

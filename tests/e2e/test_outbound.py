@@ -127,6 +127,31 @@ async def test_call_that_never_connects_ends_once_with_its_status(
     assert [path for path, _ in world.call_rest_requests()] == ["/Calls.json"]
 
 
+async def test_a_call_answered_whose_stream_never_starts_ends_once_as_completed(
+    world: LoopbackWorld,
+) -> None:
+    # The stream comes without its token (e.g. a proxy dropped the parameters): refused.
+    world.twilio.next_outbound = OutboundScript(phone_options={"custom_parameters": {}})
+    phone = world.patter()
+    started: list[Event] = []
+    ended: list[Event] = []
+
+    handle = await world.call_out(
+        phone, phone.agent("You are a test bot."),
+        on_call_start=started.append, on_call_end=ended.append,
+    )
+    end = await handle.wait(timeout_s=30)
+    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
+
+    assert ended == [end] and started == []
+    assert end["ended_by"] == "completed" and end["status"] == "completed"
+    assert end["transcript"] == [] and end["voicemail_left"] is False
+    call = world.twilio.calls[handle.call_sid]
+    assert call.status == "completed" and call.phone is not None
+    assert call.phone.closed_by_server and call.phone.received_of("media") == []
+    assert world.openai.chat_requests == [] and world.openai.transcribed_audio == []
+
+
 @pytest.mark.parametrize("to", ["5550009876", "+1 555 000 9876", "+0123456789", "", None])
 async def test_invalid_to_is_refused_before_anything_is_dialled(
     world: LoopbackWorld, to: object
