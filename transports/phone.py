@@ -6,36 +6,23 @@ import asyncio
 import base64
 import binascii
 import json
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from patter.testing._lifecycle import AsyncStartClose
+from patter.testing._twilio_state import new_sid
 from patter.testing.audio import mulaw_to_pcm, synthesize_speech
 
 from ._phone_microphone import Microphone
 from ._phone_playout import BYTES_PER_S, MAX_LAG_S, PlayoutBuffer
+from ._phone_timeline import PhoneEvent, Timeline
 
 FRAME_S = 0.02
-
-
-@dataclass(frozen=True)
-class PhoneEvent:
-    """One entry of the phone's timeline; ``t`` is ``time.monotonic()``."""
-
-    t: float
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
 
 
 class SimulatedPhone(AsyncStartClose):
@@ -79,13 +66,12 @@ class SimulatedPhone(AsyncStartClose):
         self.url = url
         self.headers = dict(headers or {})
         self.custom_parameters = dict(custom_parameters or {})
-        self.account_sid = account_sid or _sid("AC")
-        self.call_sid = call_sid or _sid("CA")
-        self.stream_sid = stream_sid or _sid("MZ")
+        self.account_sid = account_sid or new_sid("AC")
+        self.call_sid = call_sid or new_sid("CA")
+        self.stream_sid = stream_sid or new_sid("MZ")
         self.send_start = send_start
         self.open_timeout_s = open_timeout_s
-        self.events: list[PhoneEvent] = []
-        """Timeline of what happened, in order."""
+        self.timeline = Timeline()
         self.received: list[dict[str, Any]] = []
         """Every JSON message the server sent."""
         self.sent: list[dict[str, Any]] = []
@@ -104,7 +90,7 @@ class SimulatedPhone(AsyncStartClose):
         self._frame_in_flight = False
         self._digits: deque[str] = deque()
         self._playout = PlayoutBuffer(
-            echo=self._echo, on_event=self._event, on_change=self._notify
+            echo=self._echo, on_event=self._event, on_change=self.timeline.changed
         )
         self.microphone = Microphone(self._playout, self._event)
         """The caller's microphone (``echo_gain``/``echo_delay_s``: the agent's voice
@@ -112,7 +98,6 @@ class SimulatedPhone(AsyncStartClose):
         self._hanging_up = False
         self._stopped = False
         self._closed = asyncio.Event()
-        self._change = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -219,9 +204,14 @@ class SimulatedPhone(AsyncStartClose):
         """True between ``start()`` and the socket closing."""
         return self._ws is not None and not self._closed.is_set()
 
+    @property
+    def events(self) -> list[PhoneEvent]:
+        """Timeline of what happened, in order."""
+        return self.timeline.events
+
     def events_of(self, kind: str) -> list[PhoneEvent]:
         """The timeline entries of one kind."""
-        return [event for event in self.events if event.kind == kind]
+        return self.timeline.of(kind)
 
     def received_of(self, event: str) -> list[dict[str, Any]]:
         """The server messages whose ``event`` field equals ``event``."""
@@ -265,12 +255,12 @@ class SimulatedPhone(AsyncStartClose):
         async def quiet() -> None:
             while True:
                 if self._playout.queued_voiced:
-                    await self._change.wait()
+                    await self.timeline.next_change()
                     continue
                 remaining = self._playout.last_voiced_end + quiet_s - time.monotonic()
                 if remaining <= 0:
                     return
-                await self._wait_change(remaining)
+                await self.timeline.next_change(remaining)
         try:
             await asyncio.wait_for(quiet(), timeout)
         except TimeoutError:
@@ -283,32 +273,17 @@ class SimulatedPhone(AsyncStartClose):
     # -- internals ---------------------------------------------------------------------------
 
     def _event(self, kind: str, **data: Any) -> None:
-        self.events.append(PhoneEvent(time.monotonic(), kind, data))
-        self._notify()
-
-    def _notify(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
-
-    async def _wait_change(self, timeout_s: float | None) -> None:
-        try:
-            await asyncio.wait_for(self._change.wait(), timeout_s)
-        except TimeoutError:
-            pass
+        self.timeline.add(kind, **data)
 
     async def _wait(
         self, predicate: Callable[[], bool], timeout: float | None, what: str
     ) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await self._change.wait()
-        except TimeoutError:
-            raise TimeoutError(
-                f"SimulatedPhone: {what} not reached within {timeout} s "
-                f"(heard {self._playout.voiced_s:.2f} s, marks {self.echoed_marks}, "
-                f"closed {self._closed.is_set()})"
-            ) from None
+        def failure() -> str:
+            return (f"SimulatedPhone: {what} not reached within {timeout} s "
+                    f"(heard {self._playout.voiced_s:.2f} s, marks {self.echoed_marks}, "
+                    f"closed {self._closed.is_set()})")
+
+        await self.timeline.wait(predicate, timeout, failure)
 
     async def _send_json(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -364,7 +339,7 @@ class SimulatedPhone(AsyncStartClose):
             })
             self._frame_in_flight = False
             self.microphone.frame_sent()
-            self._notify()
+            self.timeline.changed()
 
     async def _receive_loop(self) -> None:
         assert self._ws is not None

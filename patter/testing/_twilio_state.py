@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from patter.transports.phone import SimulatedPhone
+if TYPE_CHECKING:
+    from patter.transports.phone import SimulatedPhone
+
 
 API_VERSION = "2010-04-01"
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
