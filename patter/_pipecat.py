@@ -48,8 +48,10 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
+    AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
+    UserTurnStoppedMessage,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
@@ -72,6 +74,7 @@ from pipecat.workers.runner import WorkerRunner
 
 __all__ = [
     "AggregatedTextFrame",
+    "AssistantTurnStoppedMessage",
     "BaseInputTransport",
     "BaseObserver",
     "BaseOutputTransport",
@@ -126,6 +129,7 @@ __all__ = [
     "TurnAnalyzerUserTurnStopStrategy",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
+    "UserTurnStoppedMessage",
     "UserTurnStrategies",
     "VADAnalyzer",
     "VADParams",

@@ -68,7 +68,9 @@ class TurnRecorder:
         self._turn_cut = False
         self._cuts = 0
         self._cut_recorded = asyncio.Condition()
-        self._reply_owed = False
+        self._caller_turns = 0  # caller turns with words (or a key) so far
+        self._answered_turns = 0  # the latest of them an answer was heard to its end for
+        self._turn_answered_now = 0  # the caller turn the agent's turn in progress answers
         self._recoveries_in_a_row = 0
         self._ending = ending
 
@@ -87,8 +89,13 @@ class TurnRecorder:
         await self._cut_by_key_recorded()
         await self._add_user_entry(dtmf_text(digit))
 
+    @property
+    def reply_owed(self) -> bool:
+        """Whether the caller's last words (or key) have not been answered audibly in full."""
+        return self._answered_turns < self._caller_turns
+
     async def _add_user_entry(self, text: str) -> None:
-        self._reply_owed = True
+        self._caller_turns += 1
         self._recoveries_in_a_row = 0
         self._history.add("user", text)
         await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
@@ -98,7 +105,7 @@ class TurnRecorder:
         the caller's last words, the caller is still owed that answer: the LLM runs with
         Pipecat's note for this case (ask to repeat; repeat what was missed). A wordless
         turn while the agent had answered in full is noise and gets no answer."""
-        if not self._reply_owed or self._ending():
+        if not self.reply_owed or self._ending():
             return
         if self._recoveries_in_a_row >= MAX_RECOVERIES_IN_A_ROW:
             logger.debug("wordless caller turn left unanswered (too many in a row)")
@@ -126,6 +133,7 @@ class TurnRecorder:
     async def on_assistant_turn_started(self, _aggregator: Any) -> None:
         """A turn of the assistant aggregator began (its start was heard)."""
         self._turn_cut = False  # a cut that ended no turn of the aggregator's is over
+        self._turn_answered_now = self._caller_turns
 
     async def on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
         """A turn of the assistant aggregator ended: heard to its end, or interrupted."""
@@ -136,7 +144,7 @@ class TurnRecorder:
             self._drop_last_assistant_message(message.content or "")
             return
         if not message.interrupted:
-            self._reply_owed = False
+            self._answered_turns = max(self._answered_turns, self._turn_answered_now)
         text = (message.content or "").strip()
         if text:
             self._history.add("assistant", text)
