@@ -40,10 +40,12 @@ def proportional_words(played_ms: float) -> int:
 
 def script(world: LoopbackWorld, *, next_transcript: str = INTERRUPTION,
            next_reply: str = ANSWER) -> None:
-    """What the fake STT and LLM answer in one scene (whatever an earlier scene left is
-    dropped): QUESTION → REPLY, then ``next_transcript`` → ``next_reply``."""
+    """What the fake STT (OpenAI or Deepgram) and LLM answer in one scene (whatever an
+    earlier scene left is dropped): QUESTION → REPLY, then ``next_transcript`` →
+    ``next_reply``."""
     world.openai.replies.clear()
     world.openai.transcripts[:] = [QUESTION, next_transcript]
+    world.deepgram.transcripts[:] = [QUESTION, next_transcript]
     world.openai.reply_with(REPLY)
     world.openai.reply_with(next_reply)
 

@@ -189,6 +189,26 @@ async def test_with_elevenlabs_the_cut_falls_between_words_by_its_timestamps(
     assert ("assistant", cut) in [(e["role"], e["text"]) for e in history]
 
 
+async def test_with_deepgram_streaming_stt_the_caller_barges_in_and_is_answered(
+        world: LoopbackWorld) -> None:
+    scene = await reply_playing(world, stt="deepgram")
+    phone = scene.phone
+    await phone.wait_for_heard(phone.heard_voiced_s + 2.0, timeout=30)
+
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.0, timeout=30)
+
+    cut = assistant_before_last_user(world.openai.chat_requests[1])
+    assert REPLY.startswith(cut) and 3 <= len(cut.split()) < len(REPLY.split())
+    assert best_match(phone.heard_pcm(), openai_speech_at_8k(ANSWER)[2000:8000]) > 0.8
+    assert world.openai.transcribed_audio == []  # Deepgram transcribed the call
+    history = await scene.history_at_end()
+    assert [(e["role"], e["text"]) for e in history[-4:]] == [
+        ("user", QUESTION), ("assistant", cut), ("user", INTERRUPTION), ("assistant", ANSWER)]
+
+
 async def test_a_keypress_cut_reaches_the_llm_after_the_words_heard(world: LoopbackWorld) -> None:
     scene = await reply_playing(world)
     world.openai.replies[:] = []
