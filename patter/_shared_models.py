@@ -9,6 +9,7 @@ session and keep the per-call state, so no maintained library does this for us.
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
 from typing import Any
 
@@ -38,10 +39,13 @@ def _smart_turn_session() -> ort.InferenceSession:
     path = resources.files("pipecat.audio.turn.smart_turn.data").joinpath(
         "smart-turn-v3.2-cpu.onnx"
     )
+    # The end-of-turn decision is on the reply's critical path: every core (as Pipecat
+    # does; 2 cores: ~60 ms instead of ~90 ms), but idle threads sleep instead of spinning.
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=options)
 
