@@ -97,23 +97,33 @@ async def test_call_while_serving_uses_that_server_and_the_calls_own_agent(
     assert end["callee"] == CALLEE_NUMBER
 
 
-@pytest.mark.parametrize("answer", ["busy", "no-answer", "failed"])
-async def test_call_that_never_connects_ends_once_with_its_status(
-    world: LoopbackWorld, answer: str
-) -> None:
-    world.twilio.next_outbound = OutboundScript(answer=answer)  # type: ignore[arg-type]
+async def call_without_conversation(
+    world: LoopbackWorld, far_end: OutboundScript
+) -> tuple[OutboundCall, Event]:
+    """Call out to ``far_end`` (which never gets to talk); return the handle and the one
+    ``on_call_end`` event, after checking that ``on_call_start`` never fired."""
+    world.twilio.next_outbound = far_end
     phone = world.patter()
     started: list[Event] = []
     ended: list[Event] = []
-
     handle = await world.call_out(
         phone, phone.agent("You are a test bot."),
         on_call_start=started.append, on_call_end=ended.append,
     )
-    end = await handle.wait(timeout_s=20)
+    end = await handle.wait(timeout_s=30)
     await asyncio.sleep(0.3)  # a second on_call_end would arrive here
-
     assert ended == [end] and started == []
+    return handle, end
+
+
+@pytest.mark.parametrize("answer", ["busy", "no-answer", "failed"])
+async def test_call_that_never_connects_ends_once_with_its_status(
+    world: LoopbackWorld, answer: str
+) -> None:
+    handle, end = await call_without_conversation(
+        world, OutboundScript(answer=answer)  # type: ignore[arg-type]
+    )
+
     assert end["ended_by"] == answer and end["status"] == answer
     assert end["transcript"] == [] and end["history"] == []
     assert end["callee"] == CALLEE_NUMBER and end["direction"] == "outbound"
@@ -131,19 +141,10 @@ async def test_a_call_answered_whose_stream_never_starts_ends_once_as_completed(
     world: LoopbackWorld,
 ) -> None:
     # The stream comes without its token (e.g. a proxy dropped the parameters): refused.
-    world.twilio.next_outbound = OutboundScript(phone_options={"custom_parameters": {}})
-    phone = world.patter()
-    started: list[Event] = []
-    ended: list[Event] = []
-
-    handle = await world.call_out(
-        phone, phone.agent("You are a test bot."),
-        on_call_start=started.append, on_call_end=ended.append,
+    handle, end = await call_without_conversation(
+        world, OutboundScript(phone_options={"custom_parameters": {}})
     )
-    end = await handle.wait(timeout_s=30)
-    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
 
-    assert ended == [end] and started == []
     assert end["ended_by"] == "completed" and end["status"] == "completed"
     assert end["transcript"] == [] and end["voicemail_left"] is False
     call = world.twilio.calls[handle.call_sid]

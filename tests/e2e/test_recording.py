@@ -26,9 +26,9 @@ def recording_requests(world: LoopbackWorld) -> list[tuple[str, dict[str, str], 
     ]
 
 
-async def test_serve_recording_records_each_call_and_reports_the_recording(
-    world: LoopbackWorld,
-) -> None:
+async def serve_recording(world: LoopbackWorld) -> tuple[list[Event], list[Event]]:
+    """Serve a greeting bot with ``recording=True``; returns the lists that collect its
+    ``on_call_end`` and ``on_recording`` events."""
     phone = world.patter()
     ended: list[Event] = []
     recordings: list[Event] = []
@@ -36,6 +36,13 @@ async def test_serve_recording_records_each_call_and_reports_the_recording(
         phone, phone.agent("You are a test bot.", first_message=GREETING),
         recording=True, on_call_end=ended.append, on_recording=recordings.append,
     )
+    return ended, recordings
+
+
+async def test_serve_recording_records_each_call_and_reports_the_recording(
+    world: LoopbackWorld,
+) -> None:
+    ended, recordings = await serve_recording(world)
     call = await world.call_in()
     assert call.phone is not None
     await wait_for(lambda: bool(call.recordings), timeout=20)
@@ -92,13 +99,7 @@ async def test_a_refused_recording_is_logged_and_reported_and_the_call_goes_on(
     world: LoopbackWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     world.twilio.fail_recordings = True
-    phone = world.patter()
-    ended: list[Event] = []
-    recordings: list[Event] = []
-    await world.serve(
-        phone, phone.agent("You are a test bot.", first_message=GREETING),
-        recording=True, on_call_end=ended.append, on_recording=recordings.append,
-    )
+    ended, recordings = await serve_recording(world)
     with caplog.at_level(logging.WARNING, logger="patter"):
         call = await world.call_in()
         assert call.phone is not None
