@@ -13,6 +13,8 @@ import asyncio
 import contextvars
 from dataclasses import dataclass
 
+import httpx
+
 from patter._log import get_logger
 from patter._pipecat import (
     LLMService,
@@ -27,7 +29,7 @@ from patter._pipecat import (
 from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from patter.agent import Agent
 from patter.processors.barge_in import barge_in_vad_params
-from patter.vendors import VendorKeys, make_llm, make_stt, make_tts
+from patter.vendors import VendorKeys, make_llm, make_stt, make_tts, openai_connection_pool
 
 logger = get_logger(__name__)
 
@@ -46,13 +48,16 @@ class CallKit:
     turn_strategies: UserTurnStrategies
 
 
-def build_kit(agent: Agent, keys: VendorKeys) -> CallKit:
-    """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms)."""
+def build_kit(
+    agent: Agent, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+) -> CallKit:
+    """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms). OpenAI
+    services send their requests over ``http_client`` when given (else each opens its own)."""
     return CallKit(
         agent=agent,
-        stt=make_stt(agent.stt, keys),
-        tts=make_tts(agent.tts, agent.voice, keys),
-        llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys),
+        stt=make_stt(agent.stt, keys, http_client),
+        tts=make_tts(agent.tts, agent.voice, keys, http_client),
+        llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client),
         vad=SharedSileroVADAnalyzer(
             sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(agent.min_barge_in_s)
         ),
@@ -64,16 +69,18 @@ def build_kit(agent: Agent, keys: VendorKeys) -> CallKit:
 
 
 class KitShelf:
-    """Keeps one ``CallKit`` ready for the served agent."""
+    """Keeps one ``CallKit`` ready for the served agent; every kit's OpenAI services share
+    one connection pool (``openai_connection_pool``), open until ``close()``."""
 
     def __init__(self, keys: VendorKeys) -> None:
         self._keys = keys
         self._ready: CallKit | None = None
         self._refill: asyncio.Task[None] | None = None
+        self.http_client = openai_connection_pool()
 
     def stock(self, agent: Agent) -> None:
         """Build a kit for ``agent`` now (at ``serve()`` start)."""
-        self._ready = build_kit(agent, self._keys)
+        self._ready = self._build(agent)
 
     async def take(self, agent: Agent) -> CallKit:
         """A kit for ``agent``: the ready one, the one being built, or one built now."""
@@ -81,15 +88,23 @@ class KitShelf:
             await asyncio.shield(self._refill)
         kit, self._ready = self._ready, None
         if kit is None or kit.agent is not agent:
-            kit = await asyncio.to_thread(build_kit, agent, self._keys)
+            kit = await asyncio.to_thread(self._build, agent)
         self._schedule_refill(agent)
         return kit
 
-    def close(self) -> None:
-        """Stop refilling."""
+    def stop_refilling(self) -> None:
+        """Build no more kits (the server is stopping)."""
         if self._refill is not None:
             self._refill.cancel()
             self._refill = None
+
+    async def close(self) -> None:
+        """Stop refilling and close the connection pool (once no call uses it)."""
+        self.stop_refilling()
+        await self.http_client.aclose()
+
+    def _build(self, agent: Agent) -> CallKit:
+        return build_kit(agent, self._keys, self.http_client)
 
     def _schedule_refill(self, agent: Agent) -> None:
         if self._refill is None or self._refill.done():
@@ -98,7 +113,7 @@ class KitShelf:
 
     async def _restock(self, agent: Agent) -> None:
         try:
-            kit = await asyncio.to_thread(build_kit, agent, self._keys)
+            kit = await asyncio.to_thread(self._build, agent)
         except Exception:
             logger.exception("could not prepare services for the next call")
             return

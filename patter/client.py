@@ -316,8 +316,8 @@ class Patter:
             server.kits.stock(config.agent)
             await runner.start()
         except BaseException:
-            server.kits.close()
             await runner.stop()
+            await server.kits.close()
             raise
         self._running = _Running(runner, OutboundCalls(server))
         return self._running
@@ -328,10 +328,11 @@ class Patter:
             self._running = None
         self._serving.clear()
         server = running.runner.server
-        server.kits.close()
+        server.kits.stop_refilling()
         await running.outbound.close()
         await server.end_all_calls()
         await running.runner.stop()
+        await server.kits.close()
 
     async def wait_until_serving(self, timeout_s: float = 30.0) -> None:
         """Wait until ``serve()`` accepts calls (useful in tests and scripts)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from patter._pipecat import LLMService, STTService, TTSService
 from patter.errors import PatterConfigError
 
@@ -54,14 +56,36 @@ def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorK
         )
 
 
-def make_stt(choice: Any, keys: VendorKeys) -> STTService:
-    """Build the speech-to-text service for ``choice`` (default: OpenAI)."""
+def openai_connection_pool() -> httpx.AsyncClient:
+    """One HTTP client whose connections every call's OpenAI requests share.
+
+    Each Pipecat OpenAI service otherwise opens its own client, so every call's first
+    transcription, completion and speech request would each wait for a new TCP + TLS
+    connection on the reply's critical path. Idle connections are kept (up to 90 s) for
+    the next turn or the next call.
+    """
+    from openai import DefaultAsyncHttpxClient
+
+    return DefaultAsyncHttpxClient(
+        limits=httpx.Limits(
+            max_connections=1000, max_keepalive_connections=100, keepalive_expiry=90.0
+        )
+    )
+
+
+def make_stt(
+    choice: Any, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+) -> STTService:
+    """Build the speech-to-text service for ``choice`` (default: OpenAI, over ``http_client``
+    when given)."""
     if isinstance(choice, STTService):
         return choice
     if choice in (None, "openai"):
         from pipecat.services.openai.stt import OpenAISTTService
 
-        return OpenAISTTService(api_key=keys.openai_key, base_url=keys.openai_base_url)
+        return OpenAISTTService(
+            api_key=keys.openai_key, base_url=keys.openai_base_url, http_client=http_client
+        )
     from pipecat.services.deepgram.stt import DeepgramSTTService
 
     kwargs: dict[str, Any] = {"api_key": keys.deepgram_key, "sample_rate": PHONE_RATE_HZ}
@@ -70,8 +94,11 @@ def make_stt(choice: Any, keys: VendorKeys) -> STTService:
     return DeepgramSTTService(**kwargs)
 
 
-def make_tts(choice: Any, voice: str, keys: VendorKeys) -> TTSService:
-    """Build the text-to-speech service for ``choice`` (default: OpenAI, 24 kHz resampled once)."""
+def make_tts(
+    choice: Any, voice: str, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+) -> TTSService:
+    """Build the text-to-speech service for ``choice`` (default: OpenAI, 24 kHz resampled
+    once, over ``http_client`` when given)."""
     if isinstance(choice, TTSService):
         return choice
     if choice in (None, "openai"):
@@ -80,6 +107,7 @@ def make_tts(choice: Any, voice: str, keys: VendorKeys) -> TTSService:
         return OpenAITTSService(
             api_key=keys.openai_key,
             base_url=keys.openai_base_url,
+            http_client=http_client,
             sample_rate=24000,
             settings=OpenAITTSService.Settings(voice=voice),
         )
@@ -96,8 +124,15 @@ def make_tts(choice: Any, voice: str, keys: VendorKeys) -> TTSService:
     return ElevenLabsTTSService(**kwargs)
 
 
-def make_llm(choice: Any, model: str, system_prompt: str, keys: VendorKeys) -> LLMService:
-    """Build the LLM service (OpenAI chat completions unless a service object is given).
+def make_llm(
+    choice: Any,
+    model: str,
+    system_prompt: str,
+    keys: VendorKeys,
+    http_client: httpx.AsyncClient | None = None,
+) -> LLMService:
+    """Build the LLM service (OpenAI chat completions, over ``http_client`` when given,
+    unless a service object is given).
 
     A service object given by the user is used as is; its system instruction is set to
     the agent's prompt.
@@ -107,8 +142,17 @@ def make_llm(choice: Any, model: str, system_prompt: str, keys: VendorKeys) -> L
         return choice
     from pipecat.services.openai.llm import OpenAILLMService
 
-    return OpenAILLMService(
+    llm = OpenAILLMService(
         api_key=keys.openai_key,
         base_url=keys.openai_base_url,
         settings=OpenAILLMService.Settings(model=model, system_instruction=system_prompt),
     )
+    if http_client is not None:
+        # Pipecat's LLM service takes no HTTP client (STT and TTS do): give it a client
+        # over the shared pool the way its own create_client() builds one.
+        from openai import AsyncOpenAI
+
+        llm._client = AsyncOpenAI(
+            api_key=keys.openai_key, base_url=keys.openai_base_url, http_client=http_client
+        )
+    return llm

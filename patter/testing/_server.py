@@ -10,6 +10,10 @@ import uvicorn
 
 from patter.testing._lifecycle import AsyncStartClose
 
+KEEP_ALIVE_S = 75
+"""Idle keep-alive of HTTP connections (uvicorn's default, 5 s, is far shorter than the
+vendors' own front ends keep them)."""
+
 
 class LoopbackServer(AsyncStartClose):
     """Serve an ASGI app on ``127.0.0.1`` (port 0 picks a free one) until closed.
@@ -49,6 +53,7 @@ class LoopbackServer(AsyncStartClose):
             log_level="warning",
             lifespan="off",
             ws_max_size=self._ws_max_size,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -70,6 +70,8 @@ class RecordedRequest:
     json: Any = None
     form: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    client_port: int = 0
+    """The client's TCP port: requests with the same port came over the same connection."""
 
 
 @dataclass
@@ -194,6 +196,7 @@ class FakeOpenAI(FakeService):
         self.requests.append(RecordedRequest(
             method=request.method, path=request.url.path, json=json_body,
             form=form or {}, headers=public_headers(request.headers.items()),
+            client_port=request.client.port if request.client else 0,
         ))
         await self._changed()
 
