@@ -68,9 +68,11 @@ class TurnRecorder:
         self._turn_cut = False
         self._cuts = 0
         self._cut_recorded = asyncio.Condition()
-        self._caller_turns = 0  # caller turns with words (or a key) so far
-        self._answered_turns = 0  # the latest of them an answer was heard to its end for
-        self._turn_answered_now = 0  # the caller turn the agent's turn in progress answers
+        # Caller messages (words or keys) are counted in the LLM context, where the user
+        # aggregator writes each one before the LLM runs on it: an answer begun with N of
+        # them there answers those N, whatever order the aggregators' events arrive in.
+        self._answered_messages = 0  # caller messages an answer was heard to its end for
+        self._answering_messages = 0  # caller messages the agent's turn in progress answers
         self._recoveries_in_a_row = 0
         self._ending = ending
 
@@ -92,10 +94,13 @@ class TurnRecorder:
     @property
     def reply_owed(self) -> bool:
         """Whether the caller's last words (or key) have not been answered audibly in full."""
-        return self._answered_turns < self._caller_turns
+        return self._answered_messages < self._caller_messages()
+
+    def _caller_messages(self) -> int:
+        return sum(1 for m in self._context.get_messages()
+                   if isinstance(m, dict) and m.get("role") == "user")
 
     async def _add_user_entry(self, text: str) -> None:
-        self._caller_turns += 1
         self._recoveries_in_a_row = 0
         self._history.add("user", text)
         await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
@@ -133,7 +138,7 @@ class TurnRecorder:
     async def on_assistant_turn_started(self, _aggregator: Any) -> None:
         """A turn of the assistant aggregator began (its start was heard)."""
         self._turn_cut = False  # a cut that ended no turn of the aggregator's is over
-        self._turn_answered_now = self._caller_turns
+        self._answering_messages = self._caller_messages()
 
     async def on_assistant_turn_stopped(self, _aggregator: Any, message: Any) -> None:
         """A turn of the assistant aggregator ended: heard to its end, or interrupted."""
@@ -144,7 +149,7 @@ class TurnRecorder:
             self._drop_last_assistant_message(message.content or "")
             return
         if not message.interrupted:
-            self._answered_turns = max(self._answered_turns, self._turn_answered_now)
+            self._answered_messages = max(self._answered_messages, self._answering_messages)
         text = (message.content or "").strip()
         if text:
             self._history.add("assistant", text)

@@ -20,24 +20,34 @@ NOTE = {"role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROM
 
 
 class Recorded:
-    """A TurnRecorder and the frames it queued."""
+    """A TurnRecorder, fed the way the call's aggregators feed it, and what it queued."""
 
     def __init__(self) -> None:
         self.queued: list[Any] = []
         self.ending = False
         self.history = History()
+        self.context = LLMContext()
 
         async def queue(*frames: Any) -> None:
             self.queued.extend(frames)
 
         self.turns = TurnRecorder(
-            context=LLMContext(), history=self.history, ledger=PlayoutLedger(),
+            context=self.context, history=self.history, ledger=PlayoutLedger(),
             callbacks=Callbacks(), event=lambda **fields: Event(**fields), queue=queue,
             ending=lambda: self.ending,
         )
 
     async def caller_says(self, text: str) -> None:
+        """A caller turn ends: the user aggregator writes its words (if any) to the context,
+        runs the LLM, then reports the turn."""
+        if text:
+            self.context.add_message({"role": "user", "content": text})
         await self.turns.on_user_turn_stopped(None, None, UserTurnStoppedMessage(text, ""))
+
+    async def caller_presses(self, digit: str) -> None:
+        """The keypad injector reports the key, then its message reaches the context."""
+        await self.turns.on_digit(digit)
+        self.context.add_message({"role": "user", "content": f"[DTMF: {digit}]"})
 
     async def agent_turn(self, text: str, *, cut_after: str | None = None) -> None:
         """The agent speaks ``text``; the caller cuts it once ``cut_after`` was heard."""
@@ -73,6 +83,15 @@ async def test_a_wordless_turn_after_a_full_answer_is_left_alone() -> None:
     assert not rec.turns.reply_owed and rec.notes_queued() == 0
 
 
+async def test_an_answer_counts_for_the_words_before_it_whenever_their_event_comes() -> None:
+    rec = Recorded()
+    rec.context.add_message({"role": "user", "content": "What time do you open?"})
+    await rec.agent_turn("We open at five.")  # the answer began before the turn's event ...
+    await rec.turns.on_user_turn_stopped(  # ... which the aggregator's task delivers late
+        None, None, UserTurnStoppedMessage("What time do you open?", ""))
+    assert not rec.turns.reply_owed
+
+
 async def test_an_agent_turn_that_began_before_the_caller_spoke_does_not_answer_them() -> None:
     rec = Recorded()
     await rec.turns.on_assistant_turn_started(None)  # the first message is playing ...
@@ -92,7 +111,7 @@ async def test_no_wordless_turn_is_answered_once_the_call_is_ending() -> None:
 
 async def test_a_key_is_a_caller_turn_owed_an_answer() -> None:
     rec = Recorded()
-    await rec.turns.on_digit("5")
+    await rec.caller_presses("5")
     assert rec.turns.reply_owed
     await rec.caller_says("")
     assert rec.notes_queued() == 1

@@ -1,5 +1,8 @@
 """A caller turn with no words (a laugh, a cough, speech the STT cannot read): answered when
-it cut the agent's answer off, ignored when the agent had answered in full."""
+it cut the agent's answer off, ignored when the agent had answered in full.
+
+The caller's sound is real speech (so every VAD takes it for the caller) that the fake STT
+reads as no words at all, as a real STT does with mumbling or a language it does not know."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from patter.testing.audio import best_match
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 from patter.testing.scenes import QUESTION, REPLY, reply_playing
 
-LAUGH = "Ha ha ha ha ha."
+MUMBLE = "Oh I see what you mean there."
+"""Speech with no pause long enough to split it into two turns (checked with espeak-ng)."""
 PICK_UP = "Sorry, I missed that. Could you say it again?"
 WORDLESS_NOTE = {"role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT}
 
@@ -21,7 +25,7 @@ async def test_a_wordless_turn_that_cut_the_reply_gets_the_agent_to_pick_up_agai
     phone = scene.phone
     await phone.wait_for_heard(phone.heard_voiced_s + 2.0, timeout=30)
 
-    phone.say_text(LAUGH)
+    phone.say_text(MUMBLE)
     await phone.wait_for_received("clear", timeout=10)
     voiced_at_clear = phone.heard_voiced_s
     await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
@@ -41,7 +45,8 @@ async def test_a_wordless_turn_that_cut_the_reply_gets_the_agent_to_pick_up_agai
 
 
 async def test_a_wordless_turn_after_a_full_answer_gets_no_answer(world: LoopbackWorld) -> None:
-    world.openai.transcripts += [QUESTION, "", QUESTION]
+    read_as = [QUESTION]  # what the fake STT reads in whatever the caller says now
+    world.openai.transcriber = lambda _pcm, _rate: read_as[0]
     world.openai.reply_with("We open at five.")
     world.openai.reply_with("At five in the evening.")
     phone = world.patter()
@@ -54,10 +59,12 @@ async def test_a_wordless_turn_after_a_full_answer_gets_no_answer(world: Loopbac
     await call.phone.wait_for_heard(call.phone.heard_voiced_s + 0.5, timeout=30)
     await call.phone.wait_until_quiet(quiet_s=0.8, timeout=30)
 
-    call.phone.say_text(LAUGH)
-    await wait_for(lambda: len(world.openai.transcribed_audio) == 2, timeout=30)
-    with pytest.raises(TimeoutError):  # the laugh is not answered ...
+    read_as[0] = ""
+    call.phone.say_text(MUMBLE)
+    await wait_for(lambda: len(world.openai.transcribed_audio) >= 2, timeout=30)
+    with pytest.raises(TimeoutError):  # the wordless turn is not answered ...
         await wait_for(lambda: len(world.openai.chat_requests) > 1, timeout=3)
+    read_as[0] = QUESTION
     call.phone.say_text(QUESTION)  # ... and the caller's next words are, as usual
     await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
 
