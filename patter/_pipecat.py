@@ -69,11 +69,13 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
     TurnAnalyzerUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.http import AsyncHTTPClient, connection_limits
 from pipecat.utils.utils import obj_id
 from pipecat.workers.runner import WorkerRunner
 
 __all__ = [
     "AggregatedTextFrame",
+    "AsyncHTTPClient",
     "AssistantTurnStoppedMessage",
     "BaseInputTransport",
     "BaseObserver",
@@ -135,6 +137,7 @@ __all__ = [
     "VADParams",
     "VADUserTurnStartStrategy",
     "WorkerRunner",
+    "connection_limits",
     "create_stream_resampler",
     "obj_id",
     "pcm_to_ulaw",

@@ -13,10 +13,9 @@ import asyncio
 import contextvars
 from dataclasses import dataclass
 
-import httpx
-
 from patter._log import get_logger
 from patter._pipecat import (
+    AsyncHTTPClient,
     LLMService,
     SileroVADAnalyzer,
     STTService,
@@ -49,7 +48,7 @@ class CallKit:
 
 
 def build_kit(
-    agent: Agent, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+    agent: Agent, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> CallKit:
     """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms). OpenAI
     services send their requests over ``http_client`` when given (else each opens its own)."""

@@ -8,9 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from patter._pipecat import LLMService, STTService, TTSService
+from patter._pipecat import (
+    AsyncHTTPClient,
+    LLMService,
+    STTService,
+    TTSService,
+    connection_limits,
+)
 from patter.errors import PatterConfigError
 
 PHONE_RATE_HZ = 8000
@@ -56,7 +60,7 @@ def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorK
         )
 
 
-def openai_connection_pool() -> httpx.AsyncClient:
+def openai_connection_pool() -> AsyncHTTPClient:
     """One HTTP client whose connections every call's OpenAI requests share.
 
     Each Pipecat OpenAI service otherwise opens its own client, so every call's first
@@ -66,15 +70,15 @@ def openai_connection_pool() -> httpx.AsyncClient:
     """
     from openai import DefaultAsyncHttpxClient
 
-    return DefaultAsyncHttpxClient(
-        limits=httpx.Limits(
+    return DefaultAsyncHttpxClient(  # httpx or httpx2, whichever this openai is built on
+        limits=connection_limits(
             max_connections=1000, max_keepalive_connections=100, keepalive_expiry=90.0
         )
     )
 
 
 def make_stt(
-    choice: Any, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+    choice: Any, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> STTService:
     """Build the speech-to-text service for ``choice`` (default: OpenAI, over ``http_client``
     when given)."""
@@ -95,7 +99,7 @@ def make_stt(
 
 
 def make_tts(
-    choice: Any, voice: str, keys: VendorKeys, http_client: httpx.AsyncClient | None = None
+    choice: Any, voice: str, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> TTSService:
     """Build the text-to-speech service for ``choice`` (default: OpenAI, 24 kHz resampled
     once, over ``http_client`` when given)."""
@@ -129,7 +133,7 @@ def make_llm(
     model: str,
     system_prompt: str,
     keys: VendorKeys,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: AsyncHTTPClient | None = None,
 ) -> LLMService:
     """Build the LLM service (OpenAI chat completions, over ``http_client`` when given,
     unless a service object is given).
