@@ -19,7 +19,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 from loguru import logger
 
 logger.remove()
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
+from patter.testing.audio import trailing_quiet_seconds  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
 from patter.transports.phone import SimulatedPhone  # noqa: E402
 
@@ -38,19 +38,8 @@ LINES = (
     "Do you have anything vegetarian on the menu?",
     "Can I bring my dog with me?",
 )
-QUIET_DBFS = -45.0
 MODEL_WAIT_MS = 2000.0
 """A longer turn end means smart-turn judged the turn unfinished and waited 3 s of silence."""
-
-
-def trailing_quiet_s(pcm: bytes) -> float:
-    """Seconds of quiet (below -45 dBFS, 20 ms frames) at the end of 8 kHz PCM."""
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64) / 32768.0
-    frames = samples[: samples.size // 160 * 160].reshape(-1, 160)
-    levels = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-9))
-    voiced = np.flatnonzero(levels > QUIET_DBFS)
-    last = int(voiced[-1]) + 1 if voiced.size else 0
-    return (frames.shape[0] - last) * 0.02 + (samples.size % 160) / 8000
 
 
 async def turn_latencies(phone: SimulatedPhone, turns: int) -> list[float]:
@@ -62,7 +51,7 @@ async def turn_latencies(phone: SimulatedPhone, turns: int) -> list[float]:
     for turn in range(turns):
         pcm = phone.say_text(LINES[turn % len(LINES)])
         await phone.wait_said()
-        last_word = phone.events_of("caller_audio_ended")[-1].t - trailing_quiet_s(pcm)
+        last_word = phone.events_of("caller_audio_ended")[-1].t - trailing_quiet_seconds(pcm)
         heard = phone.heard_voiced_s
         await phone.wait_for_heard(heard + 0.3, timeout=30)
         started = [e.t for e in phone.events_of("playout_started") if e.t > last_word]

@@ -111,18 +111,30 @@ def mulaw_to_pcm(ulaw: bytes) -> bytes:
     return audioop.ulaw2lin(ulaw, 2)
 
 
-def voiced_seconds(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ, frame_ms: int = 20,
-                   threshold_dbfs: float = -45.0) -> float:
-    """Seconds of ``pcm`` whose 20 ms frames are louder than ``threshold_dbfs``."""
+def loud_frames(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ, frame_ms: int = 20,
+                threshold_dbfs: float = -45.0) -> np.ndarray:
+    """For each whole ``frame_ms`` frame of 16-bit ``pcm``: louder than ``threshold_dbfs``?"""
     samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
     frame = sample_rate_hz * frame_ms // 1000
     count = len(samples) // frame
-    if count == 0:
-        return 0.0
     frames = samples[: count * frame].reshape(count, frame)
-    rms = np.sqrt(np.mean(frames**2, axis=1)) / 32768.0
-    loud = 20 * np.log10(np.maximum(rms, 1e-9)) > threshold_dbfs
+    rms = np.sqrt(np.mean(frames**2, axis=1)) / 32768.0 if count else np.zeros(0)
+    return 20 * np.log10(np.maximum(rms, 1e-9)) > threshold_dbfs
+
+
+def voiced_seconds(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ, frame_ms: int = 20,
+                   threshold_dbfs: float = -45.0) -> float:
+    """Seconds of ``pcm`` whose 20 ms frames are louder than ``threshold_dbfs``."""
+    loud = loud_frames(pcm, sample_rate_hz=sample_rate_hz, frame_ms=frame_ms,
+                       threshold_dbfs=threshold_dbfs)
     return float(loud.sum()) * frame_ms / 1000
+
+
+def trailing_quiet_seconds(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ) -> float:
+    """Seconds after the last loud 20 ms frame of ``pcm`` (all of it if none is loud)."""
+    loud = np.flatnonzero(loud_frames(pcm, sample_rate_hz=sample_rate_hz))
+    voiced_end_s = (int(loud[-1]) + 1) * 0.02 if loud.size else 0.0
+    return len(pcm) / 2 / sample_rate_hz - voiced_end_s
 
 
 def best_match(haystack: bytes, needle: bytes) -> float:
