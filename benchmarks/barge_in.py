@@ -55,7 +55,7 @@ from patter.transports.phone import SimulatedPhone  # noqa: E402
 
 GREETING = "Hello, how can I help you today?"
 QUOTED_PIPECAT = {"onset_to_clear_ms": 330.0, "heard_over_ms": 320.0}
-"""The plain Pipecat figures in /work/shared/design/pipecat-facts.md (quoted, not measured)."""
+"""A plain Pipecat bot's figures as the project's design notes quote them (not measured)."""
 
 Dial = Callable[[], Awaitable[SimulatedPhone]]
 """Places a call and returns the caller's phone, connected."""

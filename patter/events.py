@@ -72,13 +72,6 @@ class History:
         self._entries.append(entry)
         return dict(entry)
 
-    def replace_last_assistant(self, text: str) -> None:
-        """Rewrite the text of the latest assistant entry (used when the caller cut it short)."""
-        for entry in reversed(self._entries):
-            if entry["role"] == "assistant":
-                entry["text"] = text
-                return
-
     def snapshot(self) -> list[dict[str, str]]:
         """A deep copy of all entries, safe to hand to user code."""
         return [dict(e) for e in self._entries]

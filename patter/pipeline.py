@@ -15,21 +15,6 @@ from collections.abc import Iterator
 from patter._pipecat import FrameProcessor
 from patter.errors import PatterConfigError
 
-DEFAULT_ORDER = (
-    "transport_in",
-    "barge_in",
-    "disclosure_gate",
-    "dtmf",
-    "stt",
-    "user_context",
-    "llm",
-    "tts",
-    "disclosure_player",
-    "transport_out",
-    "checkpoints",
-    "assistant_context",
-)
-
 
 class CallPipeline:
     """An ordered, named list of frame processors for one call."""
