@@ -8,11 +8,12 @@ STAMP := $(VENV)/.patter-installed
 demo: $(STAMP)  ## a full phone call against the loopback fakes: no account, no key
 	$(PY) -P -m patter.demo
 
-test: $(STAMP)  ## the test suite (fails when no test ran)
+test: lint  ## lint and type check, then the test suite (fails when no test ran)
 	$(VENV)/bin/pytest -q
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check patter processors transports tests examples benchmarks
+lint: $(STAMP)  ## ruff, then mypy --strict over the package as a wheel lays it out
+	$(VENV)/bin/ruff check patter processors transports tests examples benchmarks scripts
+	$(PY) -P scripts/typecheck.py
 
 bench: $(STAMP)
 	$(PY) -P benchmarks/run_all.py

@@ -46,7 +46,7 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
     AssistantTurnStoppedMessage,
     LLMContextAggregatorPair,
@@ -100,6 +100,7 @@ __all__ = [
     "InterruptionFrame",
     "KeypadEntry",
     "LLMContext",
+    "LLMContextMessage",
     "LLMContextAggregatorPair",
     "LLMAssistantPushAggregationFrame",
     "LLMFullResponseEndFrame",

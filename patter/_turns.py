@@ -18,6 +18,7 @@ from patter._log import get_logger
 from patter._pipecat import (
     DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT,
     LLMContext,
+    LLMContextMessage,
     LLMMessagesAppendFrame,
 )
 from patter.events import Event, History
@@ -117,7 +118,9 @@ class TurnRecorder:
             return
         self._recoveries_in_a_row += 1
         logger.info("a wordless caller turn cut the agent's answer: it picks up again")
-        note = {"role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT}
+        note: LLMContextMessage = {
+            "role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT
+        }
         await self._queue(LLMMessagesAppendFrame(messages=[note], run_llm=True))
 
     # ----- agent turns -------------------------------------------------------------------

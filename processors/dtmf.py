@@ -13,6 +13,7 @@ from patter._pipecat import (
     FrameDirection,
     FrameProcessor,
     InputDTMFFrame,
+    LLMContextMessage,
     LLMMessagesAppendFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -83,5 +84,5 @@ class DtmfInjector(FrameProcessor):
     async def _inject(self, digit: str) -> None:
         if self._on_digit is not None:
             await self._on_digit(digit)
-        message = {"role": "user", "content": dtmf_text(digit)}
+        message: LLMContextMessage = {"role": "user", "content": dtmf_text(digit)}
         await self.push_frame(LLMMessagesAppendFrame(messages=[message], run_llm=True))

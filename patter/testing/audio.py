@@ -84,8 +84,8 @@ def resample(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
     if from_hz == to_hz:
         return pcm
     samples = np.frombuffer(pcm, dtype=np.int16)
-    out = soxr.resample(samples, from_hz, to_hz, quality="HQ")
-    return np.clip(out, -32768, 32767).astype(np.int16).tobytes()
+    out: np.ndarray = soxr.resample(samples, from_hz, to_hz, quality="HQ")
+    return bytes(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
 
 
 def tone(frequency_hz: float, duration_s: float, *, sample_rate_hz: int = PHONE_RATE_HZ,

@@ -117,7 +117,9 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # decode=True gives bytes for a non-multipart part
+            payload = b""
         if part.get_filename() is not None:
             files[name] = payload
         elif name in fields:  # repeated fields such as include[]

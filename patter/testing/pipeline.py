@@ -136,9 +136,10 @@ async def running_pipeline(processors: Sequence[FrameProcessor], *, audio_in_rat
     )
     started = asyncio.Event()
 
-    @worker.event_handler("on_pipeline_started")
     async def _on_started(_worker: PipelineWorker, _frame: Frame) -> None:
         started.set()
+
+    worker.add_event_handler("on_pipeline_started", _on_started)
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
