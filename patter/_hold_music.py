@@ -8,13 +8,13 @@ import wave
 
 import numpy as np
 
-RATE_HZ = 8000
+from patter.audio import PHONE_RATE_HZ
 
 
 @functools.cache
 def hold_music_wav(seconds: float = 8.0) -> bytes:
     """WAV bytes of gentle hold music (Twilio ``<Play>`` plays WAV)."""
-    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+    t = np.arange(int(seconds * PHONE_RATE_HZ)) / PHONE_RATE_HZ
     chords = ((261.6, 329.6, 392.0), (220.0, 261.6, 329.6))
     half = len(t) // 2
     signal = np.zeros_like(t)
@@ -28,6 +28,6 @@ def hold_music_wav(seconds: float = 8.0) -> bytes:
     with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
-        wav.setframerate(RATE_HZ)
+        wav.setframerate(PHONE_RATE_HZ)
         wav.writeframes(samples.tobytes())
     return buffer.getvalue()

@@ -11,7 +11,12 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pcm
+from pipecat.audio.utils import (
+    create_file_resampler,
+    create_stream_resampler,
+    pcm_to_ulaw,
+    ulaw_to_pcm,
+)
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
@@ -139,6 +144,7 @@ __all__ = [
     "VADUserTurnStartStrategy",
     "WorkerRunner",
     "connection_limits",
+    "create_file_resampler",
     "create_stream_resampler",
     "obj_id",
     "pcm_to_ulaw",

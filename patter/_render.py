@@ -12,9 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soxr
-
 from patter._log import get_logger
 from patter._pipecat import (
     EndFrame,
@@ -29,9 +26,9 @@ from patter._pipecat import (
     TTSSpeakFrame,
     WorkerRunner,
 )
+from patter.audio import PHONE_RATE_HZ, resample
 
 logger = get_logger(__name__)
-PHONE_RATE_HZ = 8000
 
 
 class _AudioCollector(FrameProcessor):
@@ -67,12 +64,7 @@ async def render_speech(tts: TTSService, text: str, *, timeout_s: float = 30.0) 
         raise RuntimeError("the TTS service returned no audio for the disclosure")
     rate = collector.chunks[0][1]
     pcm = b"".join(chunk for chunk, _ in collector.chunks)
-    if rate != PHONE_RATE_HZ:
-        samples = soxr.resample(
-            np.frombuffer(pcm, dtype=np.int16), rate, PHONE_RATE_HZ, quality="HQ"
-        )
-        pcm = np.clip(samples, -32768, 32767).astype(np.int16).tobytes()
-    return pcm
+    return await resample(pcm, rate, PHONE_RATE_HZ)
 
 
 def default_cache_dir() -> Path:

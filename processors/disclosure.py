@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from patter._log import get_logger
 from patter._pipecat import (
@@ -20,6 +17,7 @@ from patter._pipecat import (
     StartFrame,
     TTSAudioRawFrame,
 )
+from patter.audio import level_dbfs
 from patter.errors import PatterConfigError
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 
@@ -189,8 +187,4 @@ class _DisclosurePlayer(FrameProcessor):
 
 def _may_be_speech(pcm: bytes) -> bool:
     """Whether 16-bit PCM is louder than a phone line's silence (``SPEECH_FLOOR_DBFS``)."""
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
-    if samples.size == 0:
-        return False
-    rms = float(np.sqrt(np.mean(samples * samples))) / 32768.0
-    return 20 * math.log10(max(rms, 1e-9)) > SPEECH_FLOOR_DBFS
+    return level_dbfs(pcm) > SPEECH_FLOOR_DBFS

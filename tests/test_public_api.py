@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["patter", "patter.processors", "patter.transports", "patter.testing"]
+    "module", ["patter", "patter.audio", "patter.processors", "patter.transports", "patter.testing"]
 )
 def test_all_lists_exactly_the_public_names_and_each_imports(module: str) -> None:
     package = importlib.import_module(module)

@@ -19,8 +19,8 @@ import numpy as np
 import soxr
 
 from patter._correlation import max_normalized_correlation
+from patter.audio import PHONE_RATE_HZ, frame_levels_dbfs
 
-PHONE_RATE_HZ = 8000
 _CACHE_DIR = Path(
     os.environ.get("PATTER_AUDIO_CACHE", Path(tempfile.gettempdir()) / "patter-audio")
 )
@@ -114,12 +114,9 @@ def mulaw_to_pcm(ulaw: bytes) -> bytes:
 def loud_frames(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ, frame_ms: int = 20,
                 threshold_dbfs: float = -45.0) -> np.ndarray:
     """For each whole ``frame_ms`` frame of 16-bit ``pcm``: louder than ``threshold_dbfs``?"""
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
-    frame = sample_rate_hz * frame_ms // 1000
-    count = len(samples) // frame
-    frames = samples[: count * frame].reshape(count, frame)
-    rms = np.sqrt(np.mean(frames**2, axis=1)) / 32768.0 if count else np.zeros(0)
-    return 20 * np.log10(np.maximum(rms, 1e-9)) > threshold_dbfs
+    levels = frame_levels_dbfs(pcm, sample_rate_hz=sample_rate_hz, frame_ms=frame_ms)
+    loud: np.ndarray = levels > threshold_dbfs
+    return loud
 
 
 def voiced_seconds(pcm: bytes, *, sample_rate_hz: int = PHONE_RATE_HZ, frame_ms: int = 20,

@@ -23,6 +23,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
+from patter.audio import level_dbfs
 from patter.testing._fake_base import FakeService, first_values, public_headers
 
 FRAME_MS = 20
@@ -80,8 +81,7 @@ class _Utterances:
 
     def _frame(self, pcm: bytes) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        rms = audioop.rms(pcm, 2) / 32768
-        loud = rms > 10 ** (self.fake.speech_threshold_dbfs / 20)
+        loud = level_dbfs(pcm) > self.fake.speech_threshold_dbfs
         begin, self.now = self.now, self.now + FRAME_MS / 1000
         if loud:
             if self.start is None:

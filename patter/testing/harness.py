@@ -18,10 +18,11 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from patter.agent import Agent
+from patter.audio import PHONE_RATE_HZ
 from patter.client import Patter
 from patter.outbound import OutboundCall
 from patter.testing._lifecycle import AsyncStartClose
-from patter.testing.audio import PHONE_RATE_HZ, resample, synthesize_speech
+from patter.testing.audio import resample, synthesize_speech
 from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
