@@ -193,7 +193,7 @@ def make_llm(
     system_prompt: str,
     keys: VendorKeys,
     http_client: AsyncHTTPClient | None = None,
-) -> LLMService:
+) -> LLMService[Any]:
     """Build the LLM service: the user's factory's, or OpenAI chat completions with the
     agent's ``system_prompt`` (over ``http_client`` when given).
 
@@ -201,7 +201,7 @@ def make_llm(
     Pipecat's public settings frame (``prompt_frames``), never by writing its settings.
     """
     if is_factory(choice):
-        llm: LLMService = from_factory(choice, "llm")
+        llm: LLMService[Any] = from_factory(choice, "llm")
         return llm
     from pipecat.services.openai.llm import OpenAILLMService
 
@@ -220,7 +220,7 @@ def make_llm(
     )
 
 
-def prompt_frames(choice: Any, llm: LLMService, system_prompt: str) -> list[Frame]:
+def prompt_frames(choice: Any, llm: LLMService[Any], system_prompt: str) -> list[Frame]:
     """Frames that give a factory-built ``llm`` the agent's prompt once its call starts
     (none for a built-in LLM, which got it at construction)."""
     if not is_factory(choice):
