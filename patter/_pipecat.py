@@ -36,6 +36,7 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
     LLMTextFrame,
+    LLMUpdateSettingsFrame,
     OutputAudioRawFrame,
     StartFrame,
     SystemFrame,
@@ -60,6 +61,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.services.settings import LLMSettings
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.transports.base_input import BaseInputTransport
@@ -112,7 +114,9 @@ __all__ = [
     "LLMFullResponseStartFrame",
     "LLMMessagesAppendFrame",
     "LLMService",
+    "LLMSettings",
     "LLMTextFrame",
+    "LLMUpdateSettingsFrame",
     "LLMUserAggregatorParams",
     "LocalSmartTurnAnalyzerV3",
     "OutputAudioRawFrame",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from patter._log import get_logger
 from patter._pipecat import (
     AsyncHTTPClient,
+    Frame,
     LLMService,
     SileroVADAnalyzer,
     STTService,
@@ -28,7 +29,14 @@ from patter._pipecat import (
 from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from patter.agent import Agent
 from patter.processors.barge_in import barge_in_vad_params
-from patter.vendors import VendorKeys, make_llm, make_stt, make_tts, openai_connection_pool
+from patter.vendors import (
+    VendorKeys,
+    make_llm,
+    make_stt,
+    make_tts,
+    openai_connection_pool,
+    prompt_frames,
+)
 
 logger = get_logger(__name__)
 
@@ -37,7 +45,11 @@ PHONE_RATE_HZ = 8000
 
 @dataclass
 class CallKit:
-    """The stateful services one call needs; used by exactly one call."""
+    """The stateful services one call needs; used by exactly one call.
+
+    ``start_frames`` go into the call's pipeline first, before anything else is queued
+    (the agent's prompt for an LLM the user's factory built).
+    """
 
     agent: Agent
     stt: STTService
@@ -45,18 +57,22 @@ class CallKit:
     llm: LLMService
     vad: SileroVADAnalyzer
     turn_strategies: UserTurnStrategies
+    start_frames: list[Frame] = field(default_factory=list)
 
 
 def build_kit(
     agent: Agent, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> CallKit:
     """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms). OpenAI
-    services send their requests over ``http_client`` when given (else each opens its own)."""
+    services send their requests over ``http_client`` when given (else each opens its own);
+    a user's factory is called once for each of its services."""
+    llm = make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client)
     return CallKit(
         agent=agent,
         stt=make_stt(agent.stt, keys, http_client),
         tts=make_tts(agent.tts, agent.voice, keys, http_client),
-        llm=make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client),
+        llm=llm,
+        start_frames=prompt_frames(agent.llm, llm, agent.system_prompt),
         vad=SharedSileroVADAnalyzer(
             sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(agent.min_barge_in_s)
         ),

@@ -67,6 +67,13 @@ async def render_speech(tts: TTSService, text: str, *, timeout_s: float = 30.0) 
     return await resample(pcm, rate, PHONE_RATE_HZ)
 
 
+def voice_fingerprint(tts: TTSService) -> str:
+    """What tells one TTS service's voice from another's: its class and its settings
+    (voice, model, language, speed...), stable across processes."""
+    cls = type(tts)
+    return f"{cls.__module__}.{cls.__qualname__}:{tts.settings!r}"
+
+
 def default_cache_dir() -> Path:
     """``$PATTER_CACHE_DIR`` or ``~/.cache/patter``."""
     return Path(os.environ.get("PATTER_CACHE_DIR", Path.home() / ".cache" / "patter"))

@@ -11,7 +11,8 @@ from typing import Any
 from patter import _validate
 from patter._callbacks import Callback, Callbacks
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
-from patter._render import SpeechCache
+from patter._pipecat import TTSService
+from patter._render import SpeechCache, voice_fingerprint
 from patter._serving import ServerRunner
 from patter.agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter.errors import PatterConfigError
@@ -19,7 +20,15 @@ from patter.outbound import OutboundCall, OutboundCalls
 from patter.security import MediaTokens, WebhookVerifier
 from patter.server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
 from patter.transports.twilio_rest import TwilioRest
-from patter.vendors import STT_VENDORS, TTS_VENDORS, VendorKeys, check_choice, make_tts
+from patter.vendors import (
+    LLM_VENDORS,
+    STT_VENDORS,
+    TTS_VENDORS,
+    VendorKeys,
+    check_choice,
+    is_factory,
+    make_tts,
+)
 
 logger = get_logger(__name__)
 
@@ -37,7 +46,9 @@ class Patter:
         phone_number: Your Twilio number, E.164 (``+15550001234``).
         webhook_url: Public base URL of this server (e.g. an ngrok URL).
         deepgram_key / elevenlabs_key: Keys for ``stt="deepgram"`` / ``tts="elevenlabs"``.
-        stt / tts / llm: Vendor name or a ready Pipecat service; defaults to OpenAI.
+        stt / tts / llm: Vendor name, or a factory: a zero-argument callable returning a
+            new Pipecat service, called for each call (``tts=lambda: OpenAITTSService(...)``);
+            defaults to OpenAI.
         twilio_base_url / openai_base_url / deepgram_base_url / elevenlabs_base_url:
             Endpoint overrides (also read from ``TWILIO_BASE_URL``, ``OPENAI_BASE_URL``,
             ``DEEPGRAM_BASE_URL``, ``ELEVENLABS_BASE_URL``).
@@ -87,12 +98,13 @@ class Patter:
         self.twilio_base_url = _override(twilio_base_url, "TWILIO_BASE_URL", "twilio_base_url")
         check_choice(stt, "stt", STT_VENDORS, self.keys)
         check_choice(tts, "tts", TTS_VENDORS, self.keys)
-        self.stt, self.tts, self.llm = stt, tts, llm
         if llm is None and not self.keys.openai_key:
             raise PatterConfigError(
                 "openai_key is missing: pass Patter(openai_key=...) (the LLM is OpenAI unless "
-                "you pass llm=<a Pipecat LLM service>)."
+                "you pass llm=<a factory returning a Pipecat LLM service>)."
             )
+        check_choice(llm, "llm", LLM_VENDORS, self.keys)
+        self.stt, self.tts, self.llm = stt, tts, llm
         self._server_secret = server_secret or os.environ.get("PATTER_SERVER_SECRET") or None
         for secret in (
             self._twilio_token,
@@ -103,6 +115,8 @@ class Patter:
         ):
             register_secret(secret)
         self._speech_cache = SpeechCache()
+        # id(factory) → (the factory, kept so its id stays its own; its voice fingerprint)
+        self._custom_voices: dict[int, tuple[Callable[[], Any], str]] = {}
         self._running: _Running | None = None
         self._serving = asyncio.Event()
 
@@ -133,6 +147,8 @@ class Patter:
     ) -> Agent:
         """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
 
+        ``stt`` / ``tts`` override ``Patter``'s: a vendor name, or a factory returning a new
+        Pipecat service for each call (``tts=lambda: ElevenLabsTTSService(...)``).
         ``disclosure`` customises the AI disclosure's wording (it cannot be empty).
         ``transfer_allowlist`` adds numbers ``transfer_call`` may dial, beyond those
         written in the system prompt. ``customize_pipeline(pipeline)`` may insert, replace
@@ -140,8 +156,8 @@ class Patter:
         ``min_barge_in_s``: how long the caller must speak over the agent to interrupt it;
         shorter sounds (a cough, a click) only pause it for a moment (see docs/barge-in.md).
         """
-        check_choice(stt, "agent(stt=...)", STT_VENDORS, self.keys)
-        check_choice(tts, "agent(tts=...)", TTS_VENDORS, self.keys)
+        check_choice(stt, "stt", STT_VENDORS, self.keys, owner="agent")
+        check_choice(tts, "tts", TTS_VENDORS, self.keys, owner="agent")
         return build_agent(
             system_prompt,
             voice=voice,
@@ -339,18 +355,26 @@ class Patter:
         await asyncio.wait_for(self._serving.wait(), timeout_s)
 
     async def disclosure_audio(self, agent: Agent) -> bytes:
-        """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached."""
-        vendor = (
-            agent.tts
-            if isinstance(agent.tts, str)
-            else ("openai" if agent.tts is None else "custom")
-        )
-        key = SpeechCache.key(vendor, agent.voice, agent.disclosure)
+        """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached.
+
+        A factory's voice is told apart by its service's class and settings (voice, model,
+        ...), so two agents with different custom voices get two renderings.
+        """
+        tts: TTSService | None = None
+        if is_factory(agent.tts):
+            known = self._custom_voices.get(id(agent.tts))
+            if known is None:
+                tts = make_tts(agent.tts, agent.voice, self.keys)
+                known = self._custom_voices[id(agent.tts)] = (agent.tts, voice_fingerprint(tts))
+            vendor, voice = "custom", known[1]
+        else:
+            vendor, voice = agent.tts or "openai", agent.voice
+        key = SpeechCache.key(vendor, voice, agent.disclosure)
         cached = self._speech_cache.peek(key)
         if cached is not None:
             return cached
         return await self._speech_cache.get(
-            key, make_tts(agent.tts, agent.voice, self.keys), agent.disclosure
+            key, tts or make_tts(agent.tts, agent.voice, self.keys), agent.disclosure
         )
 
 

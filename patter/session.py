@@ -140,6 +140,7 @@ class CallSession:
             ledger=ledger,
         )
         self._worker: PipelineWorker | None = None
+        self._start_frames: list[Any] = []
 
     # ----- building -------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class CallSession:
         if kit is None or kit.agent is not self.agent:
             kit = build_kit(self.agent, self._keys)
         stt, tts, llm = kit.stt, kit.tts, kit.llm
+        self._start_frames = kit.start_frames
         self.control.register(llm)
         for tool in self.agent.tools:
             llm.register_function(tool.name, _tool_handler(tool))
@@ -209,6 +211,8 @@ class CallSession:
                 cancel_on_idle_timeout=False,
                 enable_rtvi=False,
             )
+            if self._start_frames:
+                await self.queue(*self._start_frames)
             self._running.set()
             # A call held for an answering machine verdict notes the disclosure once released.
             noted = self._answered.is_set() and self._note_disclosure()

@@ -1,16 +1,23 @@
 """Vendor registry: a config name ("openai", "deepgram", "elevenlabs") → a Pipecat service.
 
-Keys and base URLs come from ``Settings``; a ready Pipecat service object is used as is.
+Keys and base URLs come from ``Settings``. Instead of a name, a user may give a factory: a
+zero-argument callable returning a new Pipecat service, called once per call (a service
+object holds one call's state and sits in one pipeline, so it cannot serve two calls).
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from patter._pipecat import (
     AsyncHTTPClient,
+    Frame,
     LLMService,
+    LLMSettings,
+    LLMUpdateSettingsFrame,
     STTService,
     TTSService,
     connection_limits,
@@ -20,6 +27,7 @@ from patter.errors import PatterConfigError
 PHONE_RATE_HZ = 8000
 STT_VENDORS = ("openai", "deepgram")
 TTS_VENDORS = ("openai", "elevenlabs")
+LLM_VENDORS = ("openai",)
 ELEVENLABS_DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", ElevenLabs' default voice
 
 
@@ -35,18 +43,47 @@ class VendorKeys:
     elevenlabs_base_url: str | None
 
 
-def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorKeys) -> None:
-    """Raise at construction if ``choice`` names an unknown vendor or one without a key."""
-    if choice is None or not isinstance(choice, str):
-        if choice is not None and not isinstance(choice, (STTService, TTSService, LLMService)):
+_SERVICE_KINDS: dict[str, tuple[type[Any], str]] = {
+    "stt": (STTService, "OpenAISTTService"),
+    "tts": (TTSService, "OpenAITTSService"),
+    "llm": (LLMService, "OpenAILLMService"),
+}
+# Every service a factory returned, while it lives: a factory must build a new one per call.
+_handed_out: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def is_factory(choice: Any) -> bool:
+    """Whether ``choice`` is a user's service factory (rather than a vendor name or None)."""
+    return choice is not None and not isinstance(choice, str)
+
+
+def check_choice(
+    choice: Any, name: str, vendors: tuple[str, ...], keys: VendorKeys, *, owner: str = "Patter"
+) -> None:
+    """Raise at construction if ``choice`` (the ``name`` setting of ``owner(...)``) names an
+    unknown vendor or one without a key, or is a service object instead of a factory."""
+    label = name if owner == "Patter" else f"{owner}({name}=...)"
+    kind, example = _SERVICE_KINDS[name]
+    if isinstance(choice, (STTService, TTSService, LLMService)):
+        service = type(choice).__name__
+        raise PatterConfigError(
+            f"{name}={service}(...) is one object, but every call needs its own: pass a "
+            f"factory instead, {owner}({name}=lambda: {service}(...))."
+        )
+    if is_factory(choice):
+        if not callable(choice):
             raise PatterConfigError(
-                f"{kind} must be one of {', '.join(vendors)} or a Pipecat service object; "
-                f"got {type(choice).__name__}."
+                f"{label} must be one of {', '.join(vendors)} or a factory returning a new "
+                f"Pipecat {kind.__name__} for each call, e.g. {owner}({name}=lambda: "
+                f"{example}(...)); got {type(choice).__name__}."
             )
+        return
+    if choice is None:
         return
     if choice not in vendors:
         raise PatterConfigError(
-            f"{kind}={choice!r} is not supported; choose one of {', '.join(vendors)}."
+            f"{label}={choice!r} is not supported; choose one of {', '.join(vendors)}, or pass "
+            f"a factory returning a Pipecat {kind.__name__}."
         )
     key_setting = {
         "openai": "openai_key",
@@ -56,8 +93,28 @@ def check_choice(choice: Any, kind: str, vendors: tuple[str, ...], keys: VendorK
     if not getattr(keys, key_setting):
         env = key_setting.upper().replace("_KEY", "_API_KEY")
         raise PatterConfigError(
-            f"{kind}={choice!r} needs an API key: pass Patter({key_setting}=...) or set {env}."
+            f"{label}={choice!r} needs an API key: pass Patter({key_setting}=...) or set {env}."
         )
+
+
+def from_factory(factory: Callable[[], Any], name: str) -> Any:
+    """A new service from the user's ``name`` factory (``"stt"``, ``"tts"`` or ``"llm"``),
+    checked to be a Pipecat service of that kind that no other call has."""
+    kind, example = _SERVICE_KINDS[name]
+    service = factory()
+    if not isinstance(service, kind):
+        raise PatterConfigError(
+            f"the {name}= factory returned {type(service).__name__}, not a Pipecat "
+            f"{kind.__name__}: make it return a new service, e.g. {name}=lambda: {example}(...)."
+        )
+    if service in _handed_out:
+        raise PatterConfigError(
+            f"the {name}= factory returned a {type(service).__name__} it had returned before, "
+            f"but every call needs its own: build the service inside the factory, e.g. "
+            f"{name}=lambda: {example}(...)."
+        )
+    _handed_out.add(service)
+    return service
 
 
 def openai_connection_pool() -> AsyncHTTPClient:
@@ -80,10 +137,11 @@ def openai_connection_pool() -> AsyncHTTPClient:
 def make_stt(
     choice: Any, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> STTService:
-    """Build the speech-to-text service for ``choice`` (default: OpenAI, over ``http_client``
-    when given)."""
-    if isinstance(choice, STTService):
-        return choice
+    """Build the speech-to-text service for ``choice``: the user's factory's, or a vendor's
+    (default: OpenAI, over ``http_client`` when given)."""
+    if is_factory(choice):
+        stt: STTService = from_factory(choice, "stt")
+        return stt
     if choice in (None, "openai"):
         from pipecat.services.openai.stt import OpenAISTTService
 
@@ -101,10 +159,11 @@ def make_stt(
 def make_tts(
     choice: Any, voice: str, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> TTSService:
-    """Build the text-to-speech service for ``choice`` (default: OpenAI, 24 kHz resampled
-    once, over ``http_client`` when given)."""
-    if isinstance(choice, TTSService):
-        return choice
+    """Build the text-to-speech service for ``choice``: the user's factory's, or a vendor's
+    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given)."""
+    if is_factory(choice):
+        tts: TTSService = from_factory(choice, "tts")
+        return tts
     if choice in (None, "openai"):
         from pipecat.services.openai.tts import OpenAITTSService
 
@@ -134,29 +193,37 @@ def make_llm(
     system_prompt: str,
     keys: VendorKeys,
     http_client: AsyncHTTPClient | None = None,
-) -> LLMService:
-    """Build the LLM service (OpenAI chat completions, over ``http_client`` when given,
-    unless a service object is given).
+) -> LLMService[Any]:
+    """Build the LLM service: the user's factory's, or OpenAI chat completions with the
+    agent's ``system_prompt`` (over ``http_client`` when given).
 
-    A service object given by the user is used as is; its system instruction is set to
-    the agent's prompt.
+    A factory's service is left as built: the session gives it the agent's prompt through
+    Pipecat's public settings frame (``prompt_frames``), never by writing its settings.
     """
-    if isinstance(choice, LLMService):
-        choice._settings.system_instruction = system_prompt
-        return choice
+    if is_factory(choice):
+        llm: LLMService[Any] = from_factory(choice, "llm")
+        return llm
     from pipecat.services.openai.llm import OpenAILLMService
 
-    llm = OpenAILLMService(
+    settings = OpenAILLMService.Settings(model=model, system_instruction=system_prompt)
+    if http_client is None:
+        return OpenAILLMService(
+            api_key=keys.openai_key, base_url=keys.openai_base_url, settings=settings
+        )
+    from patter._openai_llm import PooledOpenAILLMService
+
+    return PooledOpenAILLMService(
+        http_client=http_client,
         api_key=keys.openai_key,
         base_url=keys.openai_base_url,
-        settings=OpenAILLMService.Settings(model=model, system_instruction=system_prompt),
+        settings=settings,
     )
-    if http_client is not None:
-        # Pipecat's LLM service takes no HTTP client (STT and TTS do): give it a client
-        # over the shared pool the way its own create_client() builds one.
-        from openai import AsyncOpenAI
 
-        llm._client = AsyncOpenAI(
-            api_key=keys.openai_key, base_url=keys.openai_base_url, http_client=http_client
-        )
-    return llm
+
+def prompt_frames(choice: Any, llm: LLMService[Any], system_prompt: str) -> list[Frame]:
+    """Frames that give a factory-built ``llm`` the agent's prompt once its call starts
+    (none for a built-in LLM, which got it at construction)."""
+    if not is_factory(choice):
+        return []
+    return [LLMUpdateSettingsFrame(delta=LLMSettings(system_instruction=system_prompt),
+                                   service=llm)]

@@ -44,6 +44,48 @@ def test_a_bad_setting_is_a_clear_error_naming_it(changes: dict[str, object], na
     assert GOOD["twilio_token"] not in message and GOOD["openai_key"] not in message
 
 
+def ready_service(setting: str) -> object:
+    """A ready Pipecat service object of the kind ``setting`` takes."""
+    from pipecat.services.openai.llm import OpenAILLMService
+    from pipecat.services.openai.stt import OpenAISTTService
+    from pipecat.services.openai.tts import OpenAITTSService
+
+    kind = {"stt": OpenAISTTService, "tts": OpenAITTSService, "llm": OpenAILLMService}[setting]
+    return kind(api_key="sk-test-service")
+
+
+@pytest.mark.parametrize("setting", ["stt", "tts", "llm"])
+def test_a_ready_service_object_is_refused_with_the_factory_as_the_fix(setting: str) -> None:
+    service = ready_service(setting)
+    name = type(service).__name__
+    with pytest.raises(PatterConfigError) as info:
+        make(**{setting: service})
+    assert str(info.value) == (
+        f"{setting}={name}(...) is one object, but every call needs its own: pass a factory "
+        f"instead, Patter({setting}=lambda: {name}(...))."
+    )
+
+
+@pytest.mark.parametrize("setting", ["stt", "tts"])
+def test_a_ready_service_object_given_to_agent_is_refused_too(setting: str) -> None:
+    with pytest.raises(PatterConfigError, match=rf"agent\({setting}=lambda: OpenAI"):
+        make().agent("You are a bot.", **{setting: ready_service(setting)})
+
+
+@pytest.mark.parametrize("setting", ["stt", "tts", "llm"])
+def test_a_service_setting_that_is_neither_a_name_nor_a_factory_is_an_error(
+        setting: str) -> None:
+    with pytest.raises(PatterConfigError, match=rf"{setting} must be one of .* or a factory"):
+        make(**{setting: 42})
+
+
+def test_factories_are_accepted_at_construction() -> None:
+    phone = make(stt=lambda: ready_service("stt"), tts=lambda: ready_service("tts"),
+                 llm=lambda: ready_service("llm"))
+    agent = phone.agent("You are a bot.", tts=lambda: ready_service("tts"))
+    assert callable(agent.stt) and callable(agent.tts) and callable(agent.llm)
+
+
 def test_endpoint_overrides_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:8")
