@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -10,6 +11,31 @@ from patter.errors import PatterConfigError
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+
+SETTING_ENV: dict[str, tuple[str, ...]] = {
+    "twilio_sid": ("TWILIO_ACCOUNT_SID", "TWILIO_SID"),
+    "twilio_token": ("TWILIO_AUTH_TOKEN", "TWILIO_TOKEN"),
+    "openai_key": ("OPENAI_API_KEY", "OPENAI_KEY"),
+    "phone_number": ("PHONE_NUMBER",),
+    "webhook_url": ("WEBHOOK_URL",),
+    "deepgram_key": ("DEEPGRAM_API_KEY",),
+    "elevenlabs_key": ("ELEVENLABS_API_KEY",),
+}
+"""Environment variables a ``Patter()`` setting is read from when not passed, first set wins:
+the vendor's conventional name, then the spec's."""
+
+
+def from_env(value: str | None, setting: str) -> str | None:
+    """``value`` if it was passed (not None), else the first of the setting's variables set."""
+    if value is not None:
+        return value
+    return next((os.environ[env] for env in SETTING_ENV[setting] if os.environ.get(env)), None)
+
+
+def env_hint(setting: str) -> str:
+    """``"TWILIO_ACCOUNT_SID (or TWILIO_SID)"``: the variables a setting is read from."""
+    first, *others = SETTING_ENV[setting]
+    return first + (f" (or {', '.join(others)})" if others else "")
 
 
 def e164(value: object, setting: str) -> str:
@@ -22,11 +48,13 @@ def e164(value: object, setting: str) -> str:
     return value
 
 
-def required(value: object, setting: str, env: str | None = None) -> str:
-    """Return ``value`` if it is a non-empty string, else raise naming the setting (and env var)."""
+def required(value: object, setting: str) -> str:
+    """Return ``value`` if it is a non-empty string, else raise naming the setting and the
+    environment variables it is read from."""
     if not isinstance(value, str) or not value.strip():
-        hint = f" or set {env}" if env else ""
-        raise PatterConfigError(f"{setting} is missing: pass Patter({setting}=...){hint}.")
+        raise PatterConfigError(
+            f"{setting} is missing: pass Patter({setting}=...) or set {env_hint(setting)}."
+        )
     return value.strip()
 
 

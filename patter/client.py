@@ -39,6 +39,12 @@ DEFAULT_MAX_CALL_DURATION_S = 3600.0
 class Patter:
     """An AI voice agent on a Twilio phone number.
 
+    Each of the first five settings and ``deepgram_key`` / ``elevenlabs_key`` that is not
+    passed is read from the environment: the vendor's conventional variable first
+    (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``OPENAI_API_KEY``, ``DEEPGRAM_API_KEY``,
+    ``ELEVENLABS_API_KEY``), then the spec's (``TWILIO_SID``, ``TWILIO_TOKEN``,
+    ``OPENAI_KEY``, ``PHONE_NUMBER``, ``WEBHOOK_URL``). An argument passed always wins.
+
     Args:
         twilio_sid: Twilio Account SID (``AC…``).
         twilio_token: Twilio Auth Token (also the key that signs Twilio's webhooks).
@@ -75,6 +81,13 @@ class Patter:
         elevenlabs_base_url: str | None = None,
         server_secret: str | None = None,
     ) -> None:
+        twilio_sid = _validate.from_env(twilio_sid, "twilio_sid")
+        twilio_token = _validate.from_env(twilio_token, "twilio_token")
+        openai_key = _validate.from_env(openai_key, "openai_key")
+        phone_number = _validate.from_env(phone_number, "phone_number")
+        webhook_url = _validate.from_env(webhook_url, "webhook_url")
+        deepgram_key = _validate.from_env(deepgram_key, "deepgram_key")
+        elevenlabs_key = _validate.from_env(elevenlabs_key, "elevenlabs_key")
         self.twilio_sid = _validate.account_sid(_validate.required(twilio_sid, "twilio_sid"))
         self._twilio_token = _validate.required(twilio_token, "twilio_token")
         self.phone_number = _validate.e164(
@@ -100,8 +113,9 @@ class Patter:
         check_choice(tts, "tts", TTS_VENDORS, self.keys)
         if llm is None and not self.keys.openai_key:
             raise PatterConfigError(
-                "openai_key is missing: pass Patter(openai_key=...) (the LLM is OpenAI unless "
-                "you pass llm=<a factory returning a Pipecat LLM service>)."
+                f"openai_key is missing: pass Patter(openai_key=...) or set "
+                f"{_validate.env_hint('openai_key')} (the LLM is OpenAI unless you pass "
+                "llm=<a factory returning a Pipecat LLM service>)."
             )
         check_choice(llm, "llm", LLM_VENDORS, self.keys)
         self.stt, self.tts, self.llm = stt, tts, llm

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from patter._log import bridge_pipecat_logs
+from patter._validate import SETTING_ENV
 from patter.testing.harness import LoopbackWorld
 from patter.testing.pipeline import running_pipeline
 
 VENDOR_ENV = (
     "TWILIO_BASE_URL", "OPENAI_BASE_URL", "DEEPGRAM_BASE_URL", "ELEVENLABS_BASE_URL",
-    "OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "PATTER_SERVER_SECRET",
-    "TWILIO_SID", "TWILIO_TOKEN",
+    "PATTER_SERVER_SECRET",
+    *(env for names in SETTING_ENV.values() for env in names),
 )
 
 

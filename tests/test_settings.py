@@ -143,3 +143,71 @@ async def test_a_wrong_twilio_token_fails_serve_with_an_error_naming_the_fix() -
             await world.serve(phone, phone.agent("You are a test bot."))
         assert "wrong-token-value-123" not in str(info.value)
         assert info.value.status == 401
+
+
+SPEC_ENV = {
+    "TWILIO_SID": GOOD["twilio_sid"],
+    "TWILIO_TOKEN": GOOD["twilio_token"],
+    "OPENAI_KEY": GOOD["openai_key"],
+    "PHONE_NUMBER": GOOD["phone_number"],
+    "WEBHOOK_URL": GOOD["webhook_url"],
+}
+VENDOR_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "b" * 32,
+    "TWILIO_AUTH_TOKEN": "vendor-twilio-token",
+    "OPENAI_API_KEY": "sk-vendor-openai",
+    "DEEPGRAM_API_KEY": "dg-vendor-key",
+    "ELEVENLABS_API_KEY": "xi-vendor-key",
+}
+
+
+def test_settings_not_passed_come_from_the_spec_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in SPEC_ENV.items():
+        monkeypatch.setenv(name, value)
+    phone = Patter()
+    assert phone.twilio_sid == GOOD["twilio_sid"]
+    assert phone.keys.openai_key == GOOD["openai_key"]
+    assert (phone.phone_number, phone.webhook_url) == (GOOD["phone_number"], GOOD["webhook_url"])
+
+
+def test_the_vendors_conventional_variables_come_before_the_spec_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {**SPEC_ENV, **VENDOR_ENV}.items():
+        monkeypatch.setenv(name, value)
+    phone = Patter(stt="deepgram", tts="elevenlabs")
+    assert phone.twilio_sid == VENDOR_ENV["TWILIO_ACCOUNT_SID"]
+    assert phone.keys.openai_key == VENDOR_ENV["OPENAI_API_KEY"]
+    assert phone.keys.deepgram_key == VENDOR_ENV["DEEPGRAM_API_KEY"]
+    assert phone.keys.elevenlabs_key == VENDOR_ENV["ELEVENLABS_API_KEY"]
+
+
+def test_an_argument_passed_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**SPEC_ENV, **VENDOR_ENV}.items():
+        monkeypatch.setenv(name, value)
+    phone = make(phone_number="+15550009999")
+    assert phone.twilio_sid == GOOD["twilio_sid"]
+    assert phone.keys.openai_key == GOOD["openai_key"]
+    assert phone.phone_number == "+15550009999"
+
+
+@pytest.mark.parametrize(
+    ("setting", "variables"),
+    [
+        ("twilio_sid", "TWILIO_ACCOUNT_SID (or TWILIO_SID)"),
+        ("twilio_token", "TWILIO_AUTH_TOKEN (or TWILIO_TOKEN)"),
+        ("openai_key", "OPENAI_API_KEY (or OPENAI_KEY)"),
+        ("phone_number", "PHONE_NUMBER"),
+        ("webhook_url", "WEBHOOK_URL"),
+    ],
+)
+def test_a_missing_setting_names_the_argument_and_the_variables(
+    setting: str, variables: str
+) -> None:
+    settings = {k: v for k, v in GOOD.items() if k != setting}
+    with pytest.raises(PatterConfigError) as info:
+        Patter(**settings)  # type: ignore[arg-type]
+    assert f"Patter({setting}=...)" in str(info.value)
+    assert variables in str(info.value)
