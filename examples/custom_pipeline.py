@@ -1,13 +1,17 @@
-"""Compose a custom call pipeline from Patter's processors.
+"""A call pipeline composed by hand: Patter's processors with one of your own in the chain.
 
-Two ways, both shown here:
-1. ``agent(customize_pipeline=fn)``: Patter builds its default chain for each call and
-   ``fn`` may insert, replace or reorder stages (here: a processor that logs every final
-   transcript, and a Deepgram STT swapped in by config).
-2. Patter's interceptors in your own Pipecat pipeline: ``DtmfInjector`` turns keypad
-   presses into ``[DTMF: N]`` user messages wherever you place it.
+Every call runs a chain of named Pipecat processors (``transport_in → barge_in →
+disclosure_gate → dtmf → stt → user_context → llm → tts → …``). ``customize_pipeline``
+gets that chain for each call and may insert, replace or reorder stages; here a processor
+of our own, ``TranscriptLogger``, goes right after speech-to-text. Patter's processors
+(``patter.processors``, e.g. ``DtmfInjector``) work in a plain Pipecat pipeline too.
+Settings come from the environment.
 
-Runs offline against the loopback fakes: ``python examples/custom_pipeline.py``.
+Try it without a number::
+
+    patter simulate examples/custom_pipeline.py:agent --say "What are your opening hours?"
+
+With a real number: ``patter serve examples/custom_pipeline.py:agent``.
 """
 
 import asyncio
@@ -15,9 +19,7 @@ import asyncio
 from pipecat.frames.frames import Frame, TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from patter import CallPipeline
-from patter.processors import DtmfInjector
-from patter.testing.harness import LoopbackWorld, wait_for
+from patter import CallPipeline, Patter
 
 
 class TranscriptLogger(FrameProcessor):
@@ -26,36 +28,27 @@ class TranscriptLogger(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, TranscriptionFrame):
-            print(f"  [custom stage] caller said: {frame.text}")
+            print(f"[custom stage] caller said: {frame.text}", flush=True)
         await self.push_frame(frame, direction)
 
 
 def add_transcript_logger(pipeline: CallPipeline) -> None:
     """Insert our processor right after speech-to-text."""
     pipeline.insert_after("stt", "transcript_logger", TranscriptLogger())
-    print("  stages:", " → ".join(pipeline.names))
+    print("stages:", " → ".join(pipeline.names), flush=True)
+
+
+phone = Patter()
+
+agent = phone.agent(
+    "You are a shop assistant. Our hours are nine to five, Monday to Saturday.",
+    first_message="Hello! How can I help?",
+    customize_pipeline=add_transcript_logger,
+)
 
 
 async def main() -> None:
-    async with LoopbackWorld() as world:
-        world.deepgram.transcripts.append("What are your opening hours?")
-        world.openai.reply_with("We are open from nine to five.")
-        phone = world.patter(stt="deepgram")
-        agent = phone.agent(
-            "You are a shop assistant.",
-            first_message="Hello!",
-            customize_pipeline=add_transcript_logger,
-        )
-        replies: list[str] = []
-        await world.serve(phone, agent, on_message=lambda e: replies.append(e["text"]))
-        call = await world.call_in()
-        assert call.phone is not None
-        await call.phone.wait_until_quiet(quiet_s=0.7, timeout=30)
-        call.phone.say_text("What are your opening hours?")
-        await wait_for(lambda: "We are open from nine to five." in replies, timeout=30)
-        print("  agent replied:", replies[-1])
-        await call.phone.hang_up()
-    print("  a DtmfInjector works in any Pipecat pipeline too:", DtmfInjector())
+    await phone.serve(agent, port=8000)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ _loguru.remove()  # Pipecat's banner and debug lines would drown the conversatio
 
 from patter.events import Event  # noqa: E402
 from patter.testing.fake_openai import message_text  # noqa: E402
-from patter.testing.harness import LoopbackWorld, wait_for  # noqa: E402
+from patter.testing.harness import LoopbackWorld, agent_turn_over, wait_for  # noqa: E402
 
 CALLER_LINES = (
     "Hi I would like to book a table for two tonight.",
@@ -81,12 +81,8 @@ async def run_demo() -> int:
         caller = call.phone
 
         async def agent_finishes_speaking() -> None:
-            heard = caller.heard_voiced_s
-            try:
-                await caller.wait_for_heard(heard + 0.5, timeout=15)
-            except TimeoutError:
+            if not await agent_turn_over(caller):
                 print("  (the agent did not answer that line; the caller goes on)", flush=True)
-            await caller.wait_until_quiet(quiet_s=0.7, timeout=30)
 
         await agent_finishes_speaking()
         for line in CALLER_LINES:

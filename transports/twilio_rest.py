@@ -43,26 +43,30 @@ class TwilioRest:
         """Close the HTTP session."""
         await self._http.close()
 
-    async def point_number_at(self, phone_number: str, voice_url: str, status_url: str) -> str:
-        """Set the number's voice webhook to ``voice_url``; returns the number's SID."""
+    async def find_number(self, phone_number: str) -> str | None:
+        """The SID of ``phone_number`` on the account (IncomingPhoneNumbers), None if absent."""
         numbers = await self._call(
             self._client.incoming_phone_numbers.list_async(phone_number=phone_number, limit=1)
         )
-        if not numbers:
+        return str(numbers[0].sid) if numbers else None
+
+    async def point_number_at(self, phone_number: str, voice_url: str, status_url: str) -> str:
+        """Set the number's voice webhook to ``voice_url``; returns the number's SID."""
+        sid = await self.find_number(phone_number)
+        if sid is None:
             raise PatterConfigError(
                 f"phone_number {mask_number(phone_number)} is not on this Twilio account: buy or "
                 "port it in the Twilio Console, or fix Patter(phone_number=...)."
             )
-        number = numbers[0]
         await self._call(
-            self._client.incoming_phone_numbers(number.sid).update_async(
+            self._client.incoming_phone_numbers(sid).update_async(
                 voice_url=voice_url,
                 voice_method="POST",
                 status_callback=status_url,
                 status_callback_method="POST",
             )
         )
-        return str(number.sid)
+        return sid
 
     async def create_call(self, params: Mapping[str, Any]) -> str:
         """Place an outbound call (Calls.json); returns the CallSid."""

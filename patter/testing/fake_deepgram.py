@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
@@ -172,7 +172,8 @@ class FakeDeepgram(FakeService):
 
     Recording: ``connections`` (:class:`DeepgramConnection`: query params, headers,
     audio, control messages, messages sent), ``audio_received``, ``utterances``.
-    A handshake without ``Authorization: Token <api_key>`` is refused with HTTP 401.
+    A handshake without ``Authorization: Token <api_key>`` is refused with HTTP 401, and so
+    is ``GET /v1/projects`` (the key check ``patter doctor`` makes).
     """
 
     def __init__(self, api_key: str = "dg-test") -> None:
@@ -188,6 +189,7 @@ class FakeDeepgram(FakeService):
         self.model_uuid = str(uuid.uuid4())
         app = FastAPI()
         app.websocket("/v1/listen")(self._listen)
+        app.get("/v1/projects")(self._projects)
         super().__init__(app)
 
     @property
@@ -205,6 +207,17 @@ class FakeDeepgram(FakeService):
         """Every ``Results`` message sent, over every connection."""
         return [m for c in self.connections for m in c.sent if m.get("type") == "Results"]
 
+    async def _projects(self, request: Request) -> JSONResponse:
+        """``GET /v1/projects``: the account's projects (the key check ``patter doctor`` makes)."""
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("token ") or auth[6:].strip() != self.api_key:
+            return JSONResponse(self._invalid_auth(), status_code=401)
+        return JSONResponse({"projects": [{"project_id": self.request_id, "name": "Fake"}]})
+
+    def _invalid_auth(self) -> dict[str, str]:
+        return {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials.",
+                "request_id": self.request_id}
+
     def _authorized(self, ws: WebSocket) -> tuple[bool, str | None]:
         auth = ws.headers.get("authorization", "")
         if auth.lower().startswith(("token ", "bearer ")):
@@ -221,9 +234,7 @@ class FakeDeepgram(FakeService):
         await self._changed()
         ok, subprotocol = self._authorized(ws)
         if not ok:
-            body = {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials.",
-                    "request_id": self.request_id}
-            await ws.send_denial_response(JSONResponse(body, status_code=401))
+            await ws.send_denial_response(JSONResponse(self._invalid_auth(), status_code=401))
             return
         await ws.accept(subprotocol=subprotocol)
         detector = _Utterances(self, conn)

@@ -114,6 +114,7 @@ class FakeElevenLabs(FakeService):
         app.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")(self._multi_stream)
         app.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps")(self._http_timestamps)
         app.post("/v1/text-to-speech/{voice_id}/stream")(self._http_stream)
+        app.get("/v1/user")(self._user)
         super().__init__(app)
 
     @property
@@ -216,6 +217,12 @@ class FakeElevenLabs(FakeService):
                              "normalizedAlignment": alignment, "alignment": alignment,
                              "contextId": ctx.context_id})
 
+    async def _user(self, request: Request) -> JSONResponse:
+        """``GET /v1/user``: the account (the key check ``patter doctor`` makes)."""
+        if request.headers.get("xi-api-key") != self.api_key:
+            return _invalid_key()
+        return JSONResponse({"subscription": {"tier": "free", "status": "active"}})
+
     async def _http_request(self, request: Request, voice_id: str,
                             ) -> tuple[dict[str, Any], str] | Response:
         body = json.loads(await request.body() or b"{}")
@@ -224,8 +231,7 @@ class FakeElevenLabs(FakeService):
                                    "headers": public_headers(request.headers.items())})
         await self._changed()
         if request.headers.get("xi-api-key") != self.api_key:
-            return JSONResponse({"detail": {"status": "invalid_api_key",
-                                            "message": "Invalid API key"}}, status_code=401)
+            return _invalid_key()
         output_format = params.get("output_format", "mp3_44100_128")
         if parse_output_format(output_format) is None:
             return JSONResponse({"detail": {"status": "invalid_output_format", "message":
@@ -277,3 +283,8 @@ async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
 async def _reject(ws: WebSocket, conn: ElevenLabsConnection, reason: str) -> None:
     conn.rejected = reason
     await ws.close(1008, reason)
+
+
+def _invalid_key() -> JSONResponse:
+    return JSONResponse({"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
+                        status_code=401)

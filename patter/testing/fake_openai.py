@@ -130,8 +130,8 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
 
 
 class FakeOpenAI(FakeService):
-    """Fake of OpenAI's ``/v1/chat/completions``, ``/v1/audio/speech`` and
-    ``/v1/audio/transcriptions``.
+    """Fake of OpenAI's ``/v1/chat/completions``, ``/v1/audio/speech``,
+    ``/v1/audio/transcriptions`` and ``/v1/models`` (the key check ``patter doctor`` makes).
 
     Scripting:
       * ``reply_with(text)`` / ``call_tool(name, args)`` queue chat replies, used in
@@ -218,8 +218,15 @@ class FakeOpenAI(FakeService):
         app.post("/v1/chat/completions")(self._chat)
         app.post("/v1/audio/speech")(self._speech)
         app.post("/v1/audio/transcriptions")(self._transcriptions)
+        app.get("/v1/models")(self._models)
         app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])(self._unknown)
         return app
+
+    async def _models(self, request: Request) -> Response:
+        await self._record(request)
+        models = [{"id": name, "object": "model", "created": 1700000000, "owned_by": "system"}
+                  for name in ("gpt-4o-mini", "gpt-4o-mini-transcribe", "gpt-4o-mini-tts")]
+        return self._auth_error(request) or JSONResponse({"object": "list", "data": models})
 
     async def _unknown(self, request: Request, path: str) -> Response:
         await self._record(request)

@@ -27,6 +27,7 @@ from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
 from patter.testing.fake_twilio import FakeCall, FakeTwilio
+from patter.transports.phone import SimulatedPhone
 
 PATTER_NUMBER = "+15550001234"
 CALLER_NUMBER = "+15557654321"
@@ -71,11 +72,41 @@ class LoopbackWorld(AsyncStartClose):
         """The public https URL Patter is told it has; the fake Twilio tunnels it to loopback."""
         return "https://patter.loopback.test"
 
-    def patter(self, **overrides: Any) -> Patter:
-        """A ``Patter`` wired to the fakes; keyword arguments override any setting."""
+    def _route(self) -> None:
+        """Pick the port Patter will serve on and tunnel the public URL to it."""
         if not self.port:
             self.port = free_port()
             self.twilio.route(self.public_url, f"http://127.0.0.1:{self.port}")
+
+    def environment(self, *, vendors: bool = True) -> dict[str, str]:
+        """Environment variables under which ``Patter()`` (settings read from the
+        environment) is wired to this world: its Twilio, number and public URL, and with
+        ``vendors`` the fake OpenAI, Deepgram and ElevenLabs too."""
+        self._route()
+        env = {
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "TWILIO_TOKEN": self.twilio.auth_token,
+            "TWILIO_BASE_URL": self.twilio.base_url,
+            "PHONE_NUMBER": PATTER_NUMBER,
+            "WEBHOOK_URL": self.public_url,
+        }
+        if vendors:
+            env.update({
+                "OPENAI_API_KEY": OPENAI_KEY,
+                "OPENAI_KEY": OPENAI_KEY,
+                "DEEPGRAM_API_KEY": DEEPGRAM_KEY,
+                "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
+                "OPENAI_BASE_URL": self.openai.base_url,
+                "DEEPGRAM_BASE_URL": self.deepgram.base_url,
+                "ELEVENLABS_BASE_URL": self.elevenlabs.base_url,
+            })
+        return env
+
+    def patter(self, **overrides: Any) -> Patter:
+        """A ``Patter`` wired to the fakes; keyword arguments override any setting."""
+        self._route()
         settings: dict[str, Any] = {
             "twilio_sid": self.twilio.account_sid,
             "twilio_token": self.twilio.auth_token,
@@ -145,6 +176,22 @@ class LoopbackWorld(AsyncStartClose):
         for phone in self._phones:
             await phone.close()  # a server that call() started in the background
         await self._stack.aclose()
+
+
+async def agent_turn_over(
+    caller: SimulatedPhone, *, answer_s: float = 0.5, quiet_s: float = 0.7,
+    answer_timeout_s: float = 15.0,
+) -> bool:
+    """Wait until the agent has answered (``answer_s`` more of speech heard) and gone
+    quiet; False if it did not start answering within ``answer_timeout_s``."""
+    heard = caller.heard_voiced_s
+    try:
+        await caller.wait_for_heard(heard + answer_s, timeout=answer_timeout_s)
+        answered = True
+    except TimeoutError:
+        answered = False
+    await caller.wait_until_quiet(quiet_s=quiet_s, timeout=30)
+    return answered
 
 
 async def wait_for(

@@ -1,7 +1,17 @@
-"""Answer calls to your Twilio number with an AI receptionist (the spec's complete example).
+"""An appointment reminder for Dr. Smith's office: the spec's complete example, as written.
 
-Set TWILIO_SID, TWILIO_TOKEN, OPENAI_KEY, PHONE_NUMBER and WEBHOOK_URL (e.g. in .env),
-expose port 8000 (``ngrok http 8000``), run ``python examples/quickstart.py`` and call.
+Shows: settings from the environment, an agent with a voice, a first message and
+``{variables}``, keypad presses (1 confirms, 2 cancels), a transfer to the front desk,
+recording, and the ``on_call_start`` / ``on_call_end`` callbacks.
+
+Try it without a number (simulated phone, local fakes)::
+
+    patter simulate examples/appointment_reminder.py:agent --say "Yes, this is Jane." --dtmf 1
+
+With a real number: set TWILIO_SID, TWILIO_TOKEN, OPENAI_KEY, PHONE_NUMBER and WEBHOOK_URL
+(e.g. in .env), expose port 8000 (``ngrok http 8000``), then
+``python examples/appointment_reminder.py`` (or ``patter serve
+examples/appointment_reminder.py:agent``) and call your number.
 """
 
 import asyncio
@@ -25,7 +35,7 @@ agent = phone.agent(
     system_prompt="""You are an appointment reminder bot for Dr. Smith's office.
 Behavior:
 - Confirm the patient's identity by name and date of birth.
-- Remind {patient_name} of their upcoming appointment on {appointment_date}.
+- Remind them of their upcoming appointment.
 - If they want to reschedule, transfer to the front desk at +15550001111.
 - If they press 1, confirm the appointment.
 - If they press 2, cancel the appointment.
@@ -43,14 +53,9 @@ async def on_call_start(event):
     print(f"Calling {event['callee']} for appointment reminder")
 
 
-async def on_transcript(event):
-    history = event.get("history", [])
-    for entry in history:
-        print(f"[{entry['timestamp']}] {entry['role']}: {entry['text']}")
-
-
 async def on_call_end(event):
     transcript = event["transcript"]
+    # Save transcript to your database
     print(f"Call complete. {len(transcript)} messages exchanged.")
 
 
@@ -60,7 +65,6 @@ async def main():
         port=8000,
         recording=True,
         on_call_start=on_call_start,
-        on_transcript=on_transcript,
         on_call_end=on_call_end,
     )
 
