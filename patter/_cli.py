@@ -20,6 +20,7 @@ from dotenv import find_dotenv, load_dotenv
 from rich.console import Console
 from rich.markup import escape
 
+from patter import _validate
 from patter._log import configure_logging, mask_number
 from patter._simulate import (
     Mode,
@@ -169,6 +170,7 @@ def call(
     _load_settings()
 
     async def main() -> int:
+        _validate.e164(to, "call(to=...)")
         loaded = load_target(target)
         callbacks = _live_callbacks()
         try:
@@ -299,8 +301,10 @@ def simulate(
 
 @app.command()
 def doctor() -> None:
-    """Check the settings, reach Twilio and each configured vendor, and check that
-    WEBHOOK_URL answers. Never prints a secret; exit 1 when something is wrong."""
+    """Check the settings, reach Twilio and each vendor, and check that WEBHOOK_URL answers.
+
+    Never prints a secret; exits 1 when something is wrong.
+    """
     from patter._doctor import run_checks
 
     _load_settings()

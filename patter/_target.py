@@ -35,12 +35,14 @@ def load_target(spec: str) -> Target:
     the fix. The module's ``if __name__ == "__main__":`` block does not run."""
     where, _, name = spec.partition(":")
     name = name or "agent"
-    if not where or not name.isidentifier():
+    is_file = where.endswith(".py") or "/" in where or "\\" in where
+    dotted = all(part.isidentifier() for part in where.split("."))
+    if not where or not name.isidentifier() or not (is_file or dotted):
         raise PatterConfigError(
             f"{spec!r} is not an agent to load: write FILE.py:NAME or MODULE:NAME, "
             "e.g. app.py:agent or examples/ivr_menu.py:agent."
         )
-    module = _import(where, spec)
+    module = _import_file(where) if is_file else _import_module(where, spec)
     agent = getattr(module, name, None)
     if agent is None:
         found = [key for key, value in vars(module).items() if isinstance(value, Agent)]
@@ -56,32 +58,35 @@ def load_target(spec: str) -> Target:
     return Target(spec, _phone_of(module, where), agent, module)
 
 
-def _import(where: str, spec: str) -> ModuleType:
-    """Run the file or import the module, turning the usual failures into clear errors."""
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        path = Path(where).resolve()
-        if not path.is_file():
-            raise PatterConfigError(
-                f"{where} not found (looked at {path}): give the path of your script, "
-                "e.g. patter simulate examples/ivr_menu.py:agent."
-            )
-        # A fresh module per load, under a name no real module has: a script named like
-        # a stdlib module (json.py) must not replace it, and each load reads settings anew.
-        name = f"_patter_target_{next(_loads)}_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise PatterConfigError(f"{where} is not a Python file Patter can import.")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.path.insert(0, str(path.parent))  # the script's own imports of its neighbours
-        sys.modules[name] = module
-        try:
-            _run(lambda: module_spec.loader.exec_module(module), where)  # type: ignore[union-attr]
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        finally:
-            sys.path.remove(str(path.parent))
-        return module
+def _import_file(where: str) -> ModuleType:
+    """Run the script as a fresh module, turning the usual failures into clear errors."""
+    path = Path(where).resolve()
+    if not path.is_file():
+        raise PatterConfigError(
+            f"{where} not found (looked at {path}): give the path of your script, "
+            "e.g. patter simulate examples/ivr_menu.py:agent."
+        )
+    # A fresh module per load, under a name no real module has: a script named like
+    # a stdlib module (json.py) must not replace it, and each load reads settings anew.
+    name = f"_patter_target_{next(_loads)}_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise PatterConfigError(f"{where} is not a Python file Patter can import.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.parent))  # the script's own imports of its neighbours
+    sys.modules[name] = module
+    try:
+        _run(lambda: module_spec.loader.exec_module(module), where)  # type: ignore[union-attr]
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _import_module(where: str, spec: str) -> ModuleType:
+    """Import the module by name, turning the usual failures into clear errors."""
     try:
         _run(lambda: importlib.import_module(where), where)
         return sys.modules[where]

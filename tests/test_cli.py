@@ -1,0 +1,123 @@
+"""The ``patter`` command: help everywhere, exit codes scripts can rely on, clear errors for a
+bad target, ``simulate`` through the fakes, and ``doctor`` against the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from patter._cli import app
+from patter.testing.harness import LoopbackWorld, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+IVR = f"{ROOT}/examples/ivr_menu.py"
+
+
+def patter(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run ``patter ARGS`` in-process."""
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["call"], ["simulate"], ["doctor"], ["demo"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = patter(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "missing.py:agent"], "missing.py not found"),
+        (["serve", "no_such_module:agent"], "no module named 'no_such_module'"),
+        (["serve", "not a target"], "write FILE.py:NAME or MODULE:NAME"),
+        (["serve", f"{ROOT}/examples/appointment_reminder.py:agent"],
+         "reads the environment variable 'TWILIO_SID', which is not set"),
+        (["serve", f"{IVR}:agent"],
+         "twilio_sid is missing: pass Patter(twilio_sid=...) or set TWILIO_ACCOUNT_SID"),
+        (["simulate", f"{IVR}:agnt"], "has no attribute 'agnt'; it defines agent"),
+        (["simulate", f"{IVR}:phone"], "is a Patter, not an agent"),
+        (["call", "555-0001", f"{IVR}:agent"], "call(to=...) must be an E.164 phone number"),
+        (["simulate", f"{IVR}:agent", "--offline"], "pip install 'patter[offline]'"),
+        (["simulate", f"{IVR}:agent", "--fakes", "--real"], "choose one of --fakes"),
+        (["simulate", f"{IVR}:agent", "--wav", "nothing.wav"], "give a 16-bit mono WAV"),
+    ],
+)
+def test_a_usage_or_config_error_exits_2_naming_the_fix(args: list[str], message: str) -> None:
+    result = patter(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_simulate_plays_the_turns_in_the_order_given_and_saves_the_call(tmp_path: Path) -> None:
+    saved = tmp_path / "call.wav"
+    result = patter(
+        "simulate", f"{ROOT}/examples/receptionist.py:agent",
+        "--dtmf", "1", "--say", "Do you open on Sundays?", "--save-wav", str(saved),
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines.index("caller: [DTMF: 1]") < lines.index("caller: Do you open on Sundays?")
+    assert "agent: You said: Do you open on Sundays?" in lines
+    assert "agent: Acme Corp, front desk. How can I help you today?" in lines
+    assert any(line.startswith("call: call ended by caller") for line in lines)
+    with wave.open(str(saved)) as wav:
+        assert wav.getframerate() == 8000 and wav.getnframes() > 8000
+
+
+async def doctor(env: dict[str, str]) -> Result:
+    """``patter doctor`` under ``env``, in a thread (it runs its own event loop)."""
+    return await asyncio.to_thread(patter, "doctor", env=env)
+
+
+async def test_doctor_finds_a_good_config_good(world: LoopbackWorld) -> None:
+    env = world.environment()
+    env["WEBHOOK_URL"] = f"http://127.0.0.1:{world.port}"
+    phone = world.patter(webhook_url=env["WEBHOOK_URL"])
+    await world.serve(phone, phone.agent("You are a test bot."))
+    result = await doctor(env)
+    assert result.exit_code == 0, result.output
+    for line in ("✓ twilio: account reached; +*******1234 is on it", "✓ openai: key accepted",
+                 "✓ deepgram: key accepted", "✓ elevenlabs: key accepted",
+                 "✓ webhook_url: Patter's voice webhook answers", "all good"):
+        assert line in result.output
+    assert not any(secret in result.output for secret in world.secrets)
+
+
+async def test_doctor_names_each_problem_and_prints_no_secret(world: LoopbackWorld) -> None:
+    env = world.environment()
+    env.update(
+        PHONE_NUMBER="+15550009999",
+        OPENAI_API_KEY="sk-wrong-key-0123456789",
+        ELEVENLABS_API_KEY="xi-wrong-key-0123456789",
+        WEBHOOK_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    result = await doctor(env)
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "✗ twilio: account reached, but phone_number +*******9999 is not on it" in output
+    assert "✗ openai: key refused (HTTP 401): check OPENAI_API_KEY (or OPENAI_KEY)" in output
+    assert "✗ elevenlabs: key refused (HTTP 401)" in output
+    assert "✓ deepgram: key accepted" in output
+    assert "✗ webhook_url: no answer (ConnectError): start `patter serve" in output
+    assert "4 problem(s) found" in output
+    secrets = [*world.secrets, env["OPENAI_API_KEY"], env["ELEVENLABS_API_KEY"]]
+    assert not any(secret in result.output for secret in secrets)
+
+
+def test_doctor_checks_every_setting_without_the_network() -> None:
+    result = patter("doctor", env={"TWILIO_SID": "12345", "PHONE_NUMBER": "555-0001",
+                                   "WEBHOOK_URL": "https://example.com/voice.xml"})
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "✗ twilio_sid: twilio_sid must be your Twilio Account SID" in output
+    assert "✗ twilio_token: twilio_token is missing: pass Patter(twilio_token=...) or set " \
+        "TWILIO_AUTH_TOKEN (or TWILIO_TOKEN)" in output
+    assert "✗ phone_number: phone_number must be an E.164 phone number" in output
+    assert "✗ webhook_url: webhook_url must be the public base URL" in output
+    assert "✗ openai_key: openai_key is missing" in output
+    assert "· deepgram_key: not set (DEEPGRAM_API_KEY)" in output
