@@ -37,6 +37,7 @@ from patter.events import Event
 from patter.testing.harness import LoopbackWorld
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DTMF_KEYS = "0123456789*#"
 TURN_OPTIONS: dict[str, TurnKind] = {"--say": "say", "--dtmf": "dtmf", "--wav": "wav"}
 OFFLINE_MESSAGE = (
     "--offline needs the offline speech engines (pip install 'patter[offline]'), which are "
@@ -272,6 +273,10 @@ def simulate(
         raise _fail("choose one of --fakes, --real and --offline.", EXIT_USAGE)
     if offline:
         raise _fail(OFFLINE_MESSAGE, EXIT_USAGE)
+    bad_keys = [keys for keys in dtmf or [] if not keys or set(keys) - set(DTMF_KEYS)]
+    if bad_keys:
+        raise _fail(f"--dtmf {bad_keys[0]!r}: keys are {DTMF_KEYS} only, e.g. --dtmf 1 or "
+                    "--dtmf '12#'.", EXIT_USAGE)
     mode: Mode = "real" if real else "fakes"
     if mode == "real":
         _load_settings()

@@ -64,8 +64,6 @@ class Outcome:
     """The ``on_call_end`` event (None if the call never connected)."""
     call: FakeCall | None
     """The call as the fake Twilio saw it (its ``dials``, ``updates``, recordings)."""
-    heard_pcm: bytes = b""
-    """16-bit 8 kHz PCM of everything the caller heard."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -157,10 +155,9 @@ async def run_call(
         if not over.is_set():
             await caller.hang_up()
         await asyncio.wait_for(over.wait(), END_TIMEOUT_S)
-        heard = caller.heard_pcm()
         if save_wav is not None:
-            write_wav(save_wav, heard)
-        return Outcome(ended[0], call, heard)
+            write_wav(save_wav, caller.heard_pcm())
+        return Outcome(ended[0], call)
     finally:
         await target.phone.close()
 

@@ -23,7 +23,6 @@ _loads = itertools.count()
 class Target:
     """The agent named on the command line and the ``Patter`` of its module."""
 
-    spec: str
     phone: Patter
     agent: Agent
     module: ModuleType
@@ -55,7 +54,7 @@ def load_target(spec: str) -> Target:
             f"{where}:{name} is a {type(agent).__name__}, not an agent: point at the object "
             "phone.agent(...) returned, e.g. app.py:agent."
         )
-    return Target(spec, _phone_of(module, where), agent, module)
+    return Target(_phone_of(module, where), agent, module)
 
 
 def _import_file(where: str) -> ModuleType:

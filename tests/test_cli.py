@@ -4,6 +4,9 @@ bad target, ``simulate`` through the fakes, and ``doctor`` against the fakes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import wave
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from patter._cli import app
-from patter.testing.harness import LoopbackWorld, free_port
+from patter._simulate import load_in_world
+from patter.testing.harness import PATTER_NUMBER, LoopbackWorld, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 IVR = f"{ROOT}/examples/ivr_menu.py"
@@ -45,6 +49,7 @@ def test_every_command_has_help(command: list[str]) -> None:
         (["simulate", f"{IVR}:agent", "--offline"], "pip install 'patter[offline]'"),
         (["simulate", f"{IVR}:agent", "--fakes", "--real"], "choose one of --fakes"),
         (["simulate", f"{IVR}:agent", "--wav", "nothing.wav"], "give a 16-bit mono WAV"),
+        (["simulate", f"{IVR}:agent", "--dtmf", "1x"], "keys are 0123456789*# only"),
     ],
 )
 def test_a_usage_or_config_error_exits_2_naming_the_fix(args: list[str], message: str) -> None:
@@ -121,3 +126,50 @@ def test_doctor_checks_every_setting_without_the_network() -> None:
     assert "✗ webhook_url: webhook_url must be the public base URL" in output
     assert "✗ openai_key: openai_key is missing" in output
     assert "· deepgram_key: not set (DEEPGRAM_API_KEY)" in output
+
+
+async def test_simulate_real_keeps_the_vendors_of_the_environment(
+    world: LoopbackWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment-0123")
+    target = load_in_world(world, f"{IVR}:agent", "real")
+    assert target.phone.keys.openai_key == "sk-from-the-environment-0123"
+    assert target.phone.keys.openai_base_url is None  # the vendor's own endpoint
+    assert target.phone.twilio_base_url == world.twilio.base_url  # Twilio stays simulated
+    assert target.phone.twilio_sid == world.twilio.account_sid
+
+
+async def test_serve_prints_each_call_as_it_happens_and_ctrl_c_exits_0(
+    world: LoopbackWorld,
+) -> None:
+    env = {**os.environ, **world.environment()}
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "patter"), "serve", f"{IVR}:agent",
+        "--host", "127.0.0.1", "--port", str(world.port),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert server.stdout is not None
+    lines: list[str] = []
+
+    async def read_until(prefix: str) -> None:
+        while not any(line.startswith(prefix) for line in lines):
+            line = await asyncio.wait_for(server.stdout.readline(), 60)  # type: ignore[union-attr]
+            assert line, "patter serve exited early"
+            lines.append(line.decode().rstrip())
+
+    try:
+        await read_until("call: serving")
+        number = world.twilio.numbers[PATTER_NUMBER]
+        await world.twilio.wait_until(lambda: bool(number.voice_url), timeout=30)
+        call = await world.call_in()
+        assert call.phone is not None, call.errors
+        await read_until("agent: Thank you for calling Acme.")
+        await call.phone.hang_up()
+        await read_until("call: call ended by caller")
+    finally:
+        server.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(server.wait(), 30)
+    assert code == 0
+    assert any(line.startswith("call: inbound call CA") for line in lines)
+    assert "agent: This call is with an AI assistant, and it may be recorded." in lines
+    assert not any(secret in "\n".join(lines) for secret in world.secrets)
