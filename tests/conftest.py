@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +20,24 @@ VENDOR_ENV = (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No vendor setting leaks in from the machine; the speech cache is per test session."""
+def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in VENDOR_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATTER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "patter-cache"))
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No vendor setting leaks in from the machine; the speech cache is per test session."""
+    _clean(monkeypatch, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_clean_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``clean_env`` for module-scoped fixtures (which are set up before it)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _clean(monkeypatch, tmp_path_factory)
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

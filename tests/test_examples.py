@@ -1,17 +1,21 @@
-"""Each bundled example runs as ``patter simulate`` runs it: imported under the loopback
-world's settings, called through the simulated phone; the fake LLM is scripted where the
-example's behaviour depends on what the model decides."""
+"""Each bundled example runs as ``patter simulate`` runs it: imported under its own loopback
+world's settings and called through the simulated phone, all six at once; the fake LLM is
+scripted where the example's behaviour depends on what the model decides."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+import pytest_asyncio
 
 from patter._simulate import Outbound, Outcome, Turn, load_in_world, run_call, script_fake_stt
-from patter._target import Target
 from patter.testing.fake_openai import message_text
 from patter.testing.harness import PATTER_NUMBER, LoopbackWorld
 
@@ -20,24 +24,93 @@ EXAMPLES = ROOT / "examples"
 BILLING, SUPPORT = "+15550001111", "+15550002222"
 
 
-def load(world: LoopbackWorld, example: str) -> Target:
-    """Import ``examples/<example>.py:agent`` wired to ``world``."""
-    return load_in_world(world, f"{EXAMPLES / example}.py:agent", "fakes")
+@dataclass
+class Scene:
+    """What the caller does in one example's call, and what the fake LLM answers."""
+
+    turns: list[Turn]
+    script: Callable[[LoopbackWorld], object] = lambda world: None
+    machine_answers: bool = False
+    """The agent calls out and a machine answers (with the example's VOICEMAIL)."""
 
 
-async def simulate(
-    world: LoopbackWorld, example: str, turns: list[Turn], *,
-    outbound: Outbound | None = None, target: Target | None = None,
-) -> tuple[Outcome, list[tuple[str, str]]]:
-    """Run ``examples/<example>.py:agent`` through the simulated phone; returns the outcome
-    and the lines ``patter simulate`` would print."""
-    lines: list[tuple[str, str]] = []
-    target = target or load(world, example)
-    script_fake_stt(world, turns)
-    outcome = await run_call(
-        world, target, turns, show=lambda who, text: lines.append((who, text)), outbound=outbound
-    )
-    return outcome, lines
+SCENES = {
+    "appointment_reminder": Scene(
+        [Turn("dtmf", "1")],
+        lambda world: world.openai.reply_with("Your appointment is confirmed. Goodbye!"),
+    ),
+    "ivr_menu": Scene(
+        [Turn("dtmf", "2")],
+        lambda world: world.openai.call_tool(
+            "transfer_call", {"phone_number": SUPPORT}, say="Connecting you."
+        ),
+    ),
+    "receptionist": Scene(
+        [Turn("say", "I have a question about my bill.")],
+        lambda world: world.openai.call_tool(
+            "transfer_call", {"phone_number": BILLING, "reason": "billing"}
+        ),
+    ),
+    "outbound_voicemail": Scene([], machine_answers=True),
+    "custom_pipeline": Scene([Turn("say", "What are your opening hours?")]),
+    "vendor_swap": Scene([Turn("say", "Hello there.")]),
+}
+
+
+@dataclass
+class Run:
+    """One example's simulated call: its outcome, the lines printed, its (closed) world."""
+
+    world: LoopbackWorld | None
+    outcome: Outcome | None = None
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    voicemail: str = ""
+    error: BaseException | None = None
+
+
+async def simulate(example: str, scene: Scene) -> Run:
+    """Run ``examples/<example>.py:agent`` as ``patter simulate`` does."""
+    async with LoopbackWorld() as world:
+        run = Run(world)
+        target = load_in_world(world, f"{EXAMPLES / example}.py:agent", "fakes")
+        scene.script(world)
+        script_fake_stt(world, scene.turns)
+        outbound = None
+        if scene.machine_answers:
+            run.voicemail = target.module.VOICEMAIL
+            outbound = Outbound(True, run.voicemail, answered_by="machine_end_beep")
+        run.outcome = await run_call(
+            world, target, scene.turns, outbound=outbound,
+            show=lambda who, text: run.lines.append((who, text)),
+        )
+    return run
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def runs(module_clean_env: None) -> tuple[dict[str, Run], str]:
+    """Every example's call, run concurrently, and everything they printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = await asyncio.gather(
+            *(simulate(name, scene) for name, scene in SCENES.items()), return_exceptions=True
+        )
+    done: dict[str, Run] = {}
+    for name, result in zip(SCENES, results, strict=True):
+        if isinstance(result, BaseException):
+            done[name] = Run(None, error=result)
+        else:
+            done[name] = result
+    return done, printed.getvalue()
+
+
+def ran(runs: tuple[dict[str, Run], str], example: str) -> tuple[Run, Outcome, LoopbackWorld]:
+    """The example's run (which must have ended cleanly), its outcome and its world."""
+    run = runs[0][example]
+    if run.error is not None:
+        raise run.error
+    assert run.outcome is not None and run.outcome.ok, run.outcome and run.outcome.problems
+    assert run.world is not None
+    return run, run.outcome, run.world
 
 
 def test_every_example_says_what_it_shows_and_how_to_run_it() -> None:
@@ -48,6 +121,7 @@ def test_every_example_says_what_it_shows_and_how_to_run_it() -> None:
         assert f"patter simulate examples/{path.name}:agent" in header, path.name
         assert 'if __name__ == "__main__":' in source, path.name
         assert f"examples/{path.name}" in readme, f"README does not list {path.name}"
+    assert {path.stem for path in EXAMPLES.glob("*.py")} == set(SCENES)
 
 
 def test_appointment_reminder_is_the_spec_complete_example_as_written() -> None:
@@ -62,25 +136,21 @@ def test_appointment_reminder_is_the_spec_complete_example_as_written() -> None:
         assert line in source
 
 
-async def test_appointment_reminder_takes_a_keypress_to_confirm(world: LoopbackWorld) -> None:
-    world.openai.reply_with("Your appointment is confirmed. Goodbye!")
-    outcome, lines = await simulate(world, "appointment_reminder", [Turn("dtmf", "1")])
-    assert outcome.ok, outcome.problems
+def test_appointment_reminder_takes_a_keypress_to_confirm(runs: tuple[dict[str, Run], str]) -> None:
+    run, _, world = ran(runs, "appointment_reminder")
     assert ("agent", "Hello! This is Dr. Smith's office calling with an appointment "
-            "reminder.") in lines
-    assert ("caller", "[DTMF: 1]") in lines
-    assert ("agent", "Your appointment is confirmed. Goodbye!") in lines
+            "reminder.") in run.lines
+    assert ("caller", "[DTMF: 1]") in run.lines
+    assert ("agent", "Your appointment is confirmed. Goodbye!") in run.lines
     system = message_text(world.openai.chat_requests[0]["messages"][0])
     assert "appointment reminder bot for Dr. Smith's office" in system
 
 
-async def test_ivr_menu_transfers_on_a_keypress_through_a_twilio_redirect(
-    world: LoopbackWorld,
+def test_ivr_menu_transfers_on_a_keypress_through_a_twilio_redirect(
+    runs: tuple[dict[str, Run], str],
 ) -> None:
-    world.openai.call_tool("transfer_call", {"phone_number": SUPPORT}, say="Connecting you.")
-    outcome, lines = await simulate(world, "ivr_menu", [Turn("dtmf", "2")])
-    assert outcome.ok, outcome.problems
-    assert ("caller", "[DTMF: 2]") in lines
+    run, outcome, world = ran(runs, "ivr_menu")
+    assert ("caller", "[DTMF: 2]") in run.lines
     call = outcome.call
     assert call is not None
     assert [(d.number, d.caller_id) for d in call.dials] == [(SUPPORT, PATTER_NUMBER)]
@@ -88,57 +158,42 @@ async def test_ivr_menu_transfers_on_a_keypress_through_a_twilio_redirect(
     assert outcome.end is not None and outcome.end["transfer_to"] == SUPPORT
 
 
-async def test_receptionist_transfers_a_billing_question_to_billing(
-    world: LoopbackWorld,
+def test_receptionist_transfers_a_billing_question_to_billing(
+    runs: tuple[dict[str, Run], str],
 ) -> None:
-    world.openai.call_tool("transfer_call", {"phone_number": BILLING, "reason": "billing"})
-    outcome, lines = await simulate(
-        world, "receptionist", [Turn("say", "I have a question about my bill.")]
-    )
-    assert outcome.ok, outcome.problems
-    assert ("caller", "I have a question about my bill.") in lines
+    run, outcome, world = ran(runs, "receptionist")
+    assert ("caller", "I have a question about my bill.") in run.lines
     assert outcome.call is not None and [d.number for d in outcome.call.dials] == [BILLING]
     tools = [t["function"]["name"] for t in world.openai.chat_requests[0]["tools"]]
     assert "transfer_call" in tools
 
 
-async def test_outbound_voicemail_leaves_the_voicemail_with_a_machine(
-    world: LoopbackWorld,
+def test_outbound_voicemail_leaves_the_voicemail_with_a_machine(
+    runs: tuple[dict[str, Run], str],
 ) -> None:
-    target = load(world, "outbound_voicemail")
-    voicemail = target.module.VOICEMAIL
-    outcome, _ = await simulate(
-        world, "outbound_voicemail", [], target=target,
-        outbound=Outbound(machine_detection=True, voicemail_message=voicemail,
-                          answered_by="machine_end_beep"),
-    )
-    assert outcome.ok, outcome.problems
+    run, outcome, world = ran(runs, "outbound_voicemail")
     assert outcome.end is not None
     assert outcome.end["voicemail_left"] is True
     assert outcome.end["answered_by"] == "machine_end_beep"
-    assert voicemail in world.openai.spoken
+    assert run.voicemail in world.openai.spoken
     assert world.openai.chat_requests == []  # a machine never reaches the LLM
 
 
-async def test_custom_pipeline_runs_its_own_processor_in_the_chain(
-    world: LoopbackWorld, capsys: pytest.CaptureFixture[str]
+def test_custom_pipeline_runs_its_own_processor_in_the_chain(
+    runs: tuple[dict[str, Run], str],
 ) -> None:
-    outcome, lines = await simulate(
-        world, "custom_pipeline", [Turn("say", "What are your opening hours?")]
-    )
-    assert outcome.ok, outcome.problems
-    printed = capsys.readouterr().out
+    run, _, world = ran(runs, "custom_pipeline")
+    printed = runs[1]
     assert "stt → transcript_logger → user_context" in printed
     assert "[custom stage] caller said: What are your opening hours?" in printed
-    assert ("agent", "You said: What are your opening hours?") in lines
+    assert ("agent", "You said: What are your opening hours?") in run.lines
 
 
-async def test_vendor_swap_hears_with_deepgram_and_speaks_with_elevenlabs(
-    world: LoopbackWorld,
+def test_vendor_swap_hears_with_deepgram_and_speaks_with_elevenlabs(
+    runs: tuple[dict[str, Run], str],
 ) -> None:
-    outcome, lines = await simulate(world, "vendor_swap", [Turn("say", "Hello there.")])
-    assert outcome.ok, outcome.problems
-    assert ("caller", "Hello there.") in lines
+    run, _, world = ran(runs, "vendor_swap")
+    assert ("caller", "Hello there.") in run.lines
     assert world.deepgram.connections and world.openai.transcribed_audio == []
     assert "Hi! You are talking to an assistant on Deepgram and ElevenLabs." in (
         world.elevenlabs.spoken
