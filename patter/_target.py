@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,9 +86,14 @@ def _import_file(where: str) -> ModuleType:
 
 
 def _import_module(where: str, spec: str) -> ModuleType:
-    """Import the module by name, turning the usual failures into clear errors."""
+    """Import the module by name from the current folder or the path (afresh if it was
+    imported before, so it reads its settings now), turning failures into clear errors."""
+    if os.getcwd() not in sys.path:  # a console script's path starts at its bin folder
+        sys.path.insert(0, os.getcwd())
+    loaded = sys.modules.get(where)
     try:
-        _run(lambda: importlib.import_module(where), where)
+        _run(lambda: importlib.reload(loaded) if loaded else importlib.import_module(where),
+             where)
         return sys.modules[where]
     except ModuleNotFoundError as exc:
         if exc.name != where.split(".")[0] and exc.name != where:

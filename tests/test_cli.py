@@ -74,6 +74,15 @@ def test_simulate_plays_the_turns_in_the_order_given_and_saves_the_call(tmp_path
         assert wav.getframerate() == 8000 and wav.getnframes() > 8000
 
 
+def test_a_module_target_is_found_in_the_current_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT / "examples")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", os.getcwd())])
+    result = patter("simulate", "ivr_menu:agnt")
+    assert result.exit_code == 2, result.output
+    assert "ivr_menu has no attribute 'agnt'; it defines agent" in result.output
+    sys.modules.pop("ivr_menu", None)
+
+
 async def doctor(env: dict[str, str]) -> Result:
     """``patter doctor`` under ``env``, in a thread (it runs its own event loop)."""
     return await asyncio.to_thread(patter, "doctor", env=env)
