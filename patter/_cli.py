@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import typer
 import typer.core
@@ -112,7 +112,14 @@ def _ended_line(event: Event) -> str:
     return "; ".join(parts)
 
 
-def _live_callbacks() -> dict[str, Callable[[Event], None]]:
+class _LiveLines(TypedDict):
+    on_call_start: Callable[[Event], None]
+    on_transcript: Callable[[Event], None]
+    on_message: Callable[[Event], None]
+    on_call_end: Callable[[Event], None]
+
+
+def _live_callbacks() -> _LiveLines:
     """Callbacks that print a call's lines as they happen."""
     return {
         "on_call_start": lambda e: _line(

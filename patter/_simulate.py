@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 from patter._target import Target, load_target
+from patter.audio import PHONE_RATE_HZ
 from patter.errors import PatterConfigError
 from patter.events import Event
-from patter.testing.audio import PHONE_RATE_HZ, read_wav, resample, write_wav
+from patter.testing.audio import read_wav, resample, write_wav
 from patter.testing.fake_twilio import FakeCall, OutboundScript
 from patter.testing.harness import CALLEE_NUMBER, LoopbackWorld, agent_turn_over
 from patter.transports.phone import SimulatedPhone
@@ -36,6 +37,14 @@ Show = Callable[[str, str], None]
 """Prints one line of the call: (who, text), who being ``caller``, ``agent`` or ``call``."""
 
 END_TIMEOUT_S = 20.0
+
+
+class CallLines(TypedDict):
+    """The callbacks through which a simulated call is shown and followed."""
+
+    on_call_end: Callable[[Event], None]
+    on_transcript: Callable[[Event], None]
+    on_message: Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ def wav_at_8k(path: str) -> bytes:
         raise PatterConfigError(
             f"--wav {path}: cannot play it ({exc}); give a 16-bit mono WAV file."
         ) from None
-    return resample(pcm, rate, PHONE_RATE_HZ) if rate != PHONE_RATE_HZ else pcm
+    return resample(pcm, rate, PHONE_RATE_HZ)
 
 
 async def run_call(
@@ -135,7 +144,7 @@ async def run_call(
         ended.append(event)
         over.set()
 
-    callbacks = {
+    callbacks: CallLines = {
         "on_call_end": on_call_end,
         "on_transcript": lambda event: show("caller", event["text"]),
         "on_message": lambda event: show("agent", event["text"]),
@@ -163,7 +172,7 @@ async def run_call(
 
 
 async def _ring_in(
-    world: LoopbackWorld, target: Target, callbacks: Mapping[str, Callable[[Event], None]]
+    world: LoopbackWorld, target: Target, callbacks: CallLines
 ) -> FakeCall:
     await world.serve(target.phone, target.agent, **callbacks)
     return await world.call_in()
@@ -173,7 +182,7 @@ async def _dial_out(
     world: LoopbackWorld,
     target: Target,
     outbound: Outbound,
-    callbacks: Mapping[str, Callable[[Event], None]],
+    callbacks: CallLines,
 ) -> FakeCall:
     world.twilio.next_outbound = OutboundScript(answered_by=outbound.answered_by)
     await world.call_out(
