@@ -4,10 +4,13 @@ bad target, ``simulate`` through the fakes, and ``doctor`` against the fakes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import wave
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ from typer.testing import CliRunner, Result
 
 from patter._cli import app
 from patter._simulate import load_in_world
-from patter.testing.harness import PATTER_NUMBER, LoopbackWorld, free_port
+from patter.testing.fake_twilio import OutboundScript
+from patter.testing.harness import CALLEE_NUMBER, PATTER_NUMBER, LoopbackWorld, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 IVR = f"{ROOT}/examples/ivr_menu.py"
@@ -148,25 +152,38 @@ async def test_simulate_real_keeps_the_vendors_of_the_environment(
     assert target.phone.twilio_sid == world.twilio.account_sid
 
 
+@contextlib.asynccontextmanager
+async def patter_process(*args: str, env: dict[str, str]) -> AsyncIterator[Process]:
+    """``patter ARGS`` as its own process (stderr merged into stdout), killed if still
+    running at the end."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "patter"), *args, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def test_serve_prints_each_call_as_it_happens_and_ctrl_c_exits_0(
     world: LoopbackWorld,
 ) -> None:
-    env = {**os.environ, **world.environment()}
-    server = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "patter"), "serve", f"{IVR}:agent",
-        "--host", "127.0.0.1", "--port", str(world.port),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    assert server.stdout is not None
+    env = world.environment()
     lines: list[str] = []
+    async with patter_process(
+        "serve", f"{IVR}:agent", "--host", "127.0.0.1", "--port", str(world.port), env=env
+    ) as server:
 
-    async def read_until(prefix: str) -> None:
-        while not any(line.startswith(prefix) for line in lines):
-            line = await asyncio.wait_for(server.stdout.readline(), 60)  # type: ignore[union-attr]
-            assert line, "patter serve exited early"
-            lines.append(line.decode().rstrip())
+        async def read_until(prefix: str) -> None:
+            assert server.stdout is not None
+            while not any(line.startswith(prefix) for line in lines):
+                line = await asyncio.wait_for(server.stdout.readline(), 60)
+                assert line, f"patter serve exited early: {lines}"
+                lines.append(line.decode().rstrip())
 
-    try:
         await read_until("call: serving")
         number = world.twilio.numbers[PATTER_NUMBER]
         await world.twilio.wait_until(lambda: bool(number.voice_url), timeout=30)
@@ -175,10 +192,28 @@ async def test_serve_prints_each_call_as_it_happens_and_ctrl_c_exits_0(
         await read_until("agent: Thank you for calling Acme.")
         await call.phone.hang_up()
         await read_until("call: call ended by caller")
-    finally:
         server.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(server.wait(), 30)
-    assert code == 0
+        assert await asyncio.wait_for(server.wait(), 30) == 0
     assert any(line.startswith("call: inbound call CA") for line in lines)
     assert "agent: This call is with an AI assistant, and it may be recorded." in lines
     assert not any(secret in "\n".join(lines) for secret in world.secrets)
+
+
+async def test_call_leaves_the_voicemail_with_a_machine_and_prints_the_outcome(
+    world: LoopbackWorld,
+) -> None:
+    world.twilio.next_outbound = OutboundScript(answered_by="machine_end_beep")
+    env = world.environment()
+    async with patter_process(
+        "call", CALLEE_NUMBER, f"{ROOT}/examples/outbound_voicemail.py:agent",
+        "--machine-detection", "--voicemail", "Please call Acme back.",
+        "--port", str(world.port), env=env,
+    ) as caller:
+        out, _ = await asyncio.wait_for(caller.communicate(), 90)
+    lines = out.decode().splitlines()
+    assert caller.returncode == 0, lines[-20:]
+    assert "agent: Please call Acme back." in lines
+    assert lines[-1].startswith("call: status completed; call ended by agent")
+    assert lines[-1].endswith("answered by machine_end_beep; voicemail left")
+    call = await world.twilio.wait_for_call()
+    assert call.to == CALLEE_NUMBER and call.params["MachineDetection"]
