@@ -193,18 +193,17 @@ class CallEntry:
         self._end.set_result(event)
 
     async def end_unconnected(self, ended_by: str) -> None:
-        """End a placed call that never streamed, with ``ended_by`` (a final status or
-        ``shutdown``)."""
-        await self.end(
-            self.event(
-                transcript=[],
-                duration=0.0,
-                ended_by=ended_by,
-                transfer_to=None,
+        """End a call that no session ran, with ``ended_by``: a placed call's final status,
+        ``shutdown``, or ``error`` (its stream came but its session could not start)."""
+        fields: dict[str, Any] = {}
+        if self.placed:
+            fields.update(
                 status=ended_by if ended_by in FINAL_CALL_STATUSES else self.status,
                 answered_by=self.answered_by,
                 voicemail_left=False,
             )
+        await self.end(
+            self.event(transcript=[], duration=0.0, ended_by=ended_by, transfer_to=None, **fields)
         )
 
     async def wait_end(self) -> Event:

@@ -228,6 +228,8 @@ class PatterServer:
         try:
             await self._run_call(entry, socket)
         finally:
+            if entry.session is None:  # its session could not start: the end is reported here
+                await entry.end_unconnected("error")
             if not (entry.ended and entry.awaiting_recording):
                 await self.registry.remove(entry.call_sid)
 

@@ -226,3 +226,23 @@ async def test_a_final_status_leaves_a_streaming_call_to_its_session(
 
     assert ended == [] and entry.status == "completed"
     assert await server.registry.get(entry.call_sid) is entry
+
+
+async def test_an_answered_call_whose_session_never_started_ends_once_as_an_error(
+    world: LoopbackWorld,
+) -> None:
+    ended: list[Event] = []
+    phone = world.patter()
+    entry = CallEntry(
+        info=CallInfo(new_call_sid(), "+15550001234", phone.phone_number, "inbound"),
+        agent=phone.agent("You are a test bot."),
+        callbacks=Callbacks(on_call_end=ended.append),
+        options=CallOptions(hold_music_url="https://example.com/hold.wav", caller_id=CALLEE),
+    )
+
+    await entry.end_unconnected("error")
+    await entry.end_unconnected("error")
+
+    assert len(ended) == 1
+    assert ended[0]["ended_by"] == "error" and ended[0]["direction"] == "inbound"
+    assert "status" not in ended[0] and "voicemail_left" not in ended[0]
