@@ -273,9 +273,13 @@ class PatterServer:
         stale_before = time.monotonic() - self.tokens.ttl_s
         count = 0
         for entry in await self.registry.entries():
-            if entry.ended or (entry.answered_at is None and not entry.streaming):
+            if entry.ended:
                 continue
-            if entry.streaming or (entry.answered_at or 0.0) >= stale_before:
+            if entry.streaming:
+                count += 1
+            elif entry.answered_at is None:
+                continue  # placed, not answered yet
+            elif entry.answered_at >= stale_before:
                 count += 1
             elif not entry.placed:
                 await self.registry.remove(entry.call_sid)
