@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from patter._log import get_logger
 
 if TYPE_CHECKING:
+    from patter._calls import CallEntry
     from patter.session import CallSession
 
 logger = get_logger(__name__)
@@ -41,15 +42,15 @@ def is_final(answered_by: str) -> bool:
     return answered_by not in NOT_FINAL
 
 
-async def act_on_verdict(session: CallSession, answered_by: str, voicemail_message: str) -> None:
-    """Start the conversation, leave the voicemail, or hang up, as the verdict says."""
+async def act_on_verdict(entry: CallEntry, session: CallSession, answered_by: str) -> None:
+    """Start the conversation, leave ``entry``'s voicemail, or hang up, as the verdict says."""
     logger.info("answering machine verdict", extra={"answered_by": answered_by})
     if answered_by in MACHINE_END or answered_by == FAX:
         await session.stop_listening()
-        if voicemail_message and answered_by != FAX:
+        if entry.voicemail_message and answered_by != FAX:
             await session.answered(speak_first_message=False)
-            left = await session.say(voicemail_message)
-            session.end_fields["voicemail_left"] = left
+            left = await session.say(entry.voicemail_message)
+            entry.record_voicemail_left(left)
             if not left:
                 return  # the machine hung up first: the call is already over
         await session.hang_up("agent")

@@ -16,33 +16,24 @@ webhook. The request runs beside the call, so it never delays the first audio.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from patter._callbacks import Callbacks, fire
+from patter._callbacks import fire
 from patter._log import get_logger
 from patter.errors import TwilioError
-from patter.events import Event, History
-from patter.session import CallInfo, CallSession
 from patter.transports.twilio_rest import TwilioRest
+
+if TYPE_CHECKING:
+    from patter._calls import CallEntry
+    from patter.session import CallSession
 
 logger = get_logger(__name__)
 
 FINAL_STATUSES = frozenset({"completed", "absent", "failed"})
-MAX_TRACKED_CALLS = 10_000
-
-
-@dataclass
-class _Tracked:
-    info: CallInfo
-    history: History
-    end_fields: dict[str, Any]
-    callbacks: Callbacks
 
 
 class Recorder:
-    """Starts recordings at connect and routes Twilio's recording callbacks to the call's owner.
+    """Starts recordings at connect and hands Twilio's recording callbacks to the call's entry.
 
     Args:
         rest: The Twilio REST client.
@@ -52,41 +43,27 @@ class Recorder:
     def __init__(self, rest: TwilioRest, status_url: str) -> None:
         self._rest = rest
         self._status_url = status_url
-        self._calls: OrderedDict[str, _Tracked] = OrderedDict()
 
-    def start(self, session: CallSession, callbacks: Callbacks) -> None:
-        """Ask Twilio to record ``session``'s call; ``on_call_end`` waits for the answer."""
-        self._calls[session.info.call_sid] = _Tracked(
-            session.info, session.history, session.end_fields, callbacks
-        )
-        while len(self._calls) > MAX_TRACKED_CALLS:
-            self._calls.popitem(last=False)
-        session.finish_after(asyncio.ensure_future(self._start(session)))
+    def start(self, entry: CallEntry, session: CallSession) -> None:
+        """Ask Twilio to record the call; its ``on_call_end`` waits for the answer."""
+        session.finish_after(asyncio.ensure_future(self._start(entry)))
 
-    async def _start(self, session: CallSession) -> None:
+    async def _start(self, entry: CallEntry) -> None:
         try:
-            sid, url = await self._rest.start_recording(session.info.call_sid, self._status_url)
+            sid, url = await self._rest.start_recording(entry.call_sid, self._status_url)
         except TwilioError as exc:
             logger.warning("recording could not start", extra={"error": str(exc)})
-            session.end_fields["recording"] = {"status": "failed", "error": str(exc)}
+            entry.recording_failed(str(exc))
             return
         except Exception as exc:  # a recording must never take the call down
             logger.exception("recording could not start")
-            session.end_fields["recording"] = {"status": "failed", "error": repr(exc)}
+            entry.recording_failed(repr(exc))
             return
         logger.info("recording started", extra={"recording_sid": sid})
-        known = session.end_fields.get("recording")
-        if known is None or known.get("sid") != sid:  # a status callback may have come first
-            session.end_fields["recording"] = {
-                "sid": sid, "url": url, "status": "in-progress", "duration": None,
-            }
+        entry.recording_started(sid, url)
 
-    async def on_status(self, form: dict[str, str]) -> None:
-        """A recording status callback: update the call's end event; report final ones."""
-        tracked = self._calls.get(form["CallSid"])
-        if tracked is None:
-            logger.info("recording callback for an unknown call")
-            return
+    async def on_status(self, entry: CallEntry, form: dict[str, str]) -> None:
+        """A recording status callback for ``entry``'s call; ``on_recording`` hears final ones."""
         status = form.get("RecordingStatus", "")[:20]
         duration = form.get("RecordingDuration", "")
         recording = {
@@ -95,17 +72,9 @@ class Recorder:
             "status": status,
             "duration": int(duration) if duration.isascii() and duration.isdigit() else None,
         }
-        tracked.end_fields["recording"] = recording
+        final = status in FINAL_STATUSES
+        entry.recording_reported(recording, final=final)
         logger.info("recording status", extra={"status": status})
-        if status not in FINAL_STATUSES:
-            return
-        del self._calls[form["CallSid"]]
-        event = Event(
-            call_sid=tracked.info.call_sid,
-            caller=tracked.info.caller,
-            callee=tracked.info.callee,
-            direction=tracked.info.direction,
-            history=tracked.history.snapshot(),
-            recording=recording,
-        )
-        await fire(tracked.callbacks.on_recording, event)
+        if final:
+            history = entry.session.history if entry.session is not None else None
+            await fire(entry.callbacks.on_recording, entry.event(history, recording=recording))

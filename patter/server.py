@@ -8,6 +8,9 @@ Routes::
     POST /twilio/recording   recording status callbacks
     WS   /twilio/media       the Media Stream; the token is checked on `start`
     GET  /patter/hold-music.wav   the bundled hold music
+
+Each call's state lives in its ``CallEntry`` (``patter._calls``), which every route looks
+up by CallSid in the server's ``CallRegistry``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response, WebSocket
 
 from patter._callbacks import Callbacks
+from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
 from patter._hold_music import hold_music_wav
 from patter._log import call_sid_var, get_logger
 from patter._prewarm import KitShelf
@@ -30,7 +33,7 @@ from patter._webhook import WebhookRejected, read_signed_form, require_call_fiel
 from patter.agent import Agent
 from patter.recording import Recorder
 from patter.security import InvalidMediaToken, MediaTokens, WebhookVerifier
-from patter.session import CallInfo, CallOptions, CallSession
+from patter.session import CallInfo, CallOptions, CallPhase, CallSession
 from patter.transports.media_stream import MAX_MESSAGE_BYTES, MediaStreamSocket, StreamRejected
 from patter.transports.twilio_rest import TwilioRest
 from patter.vendors import VendorKeys
@@ -64,27 +67,14 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
 
 
-@dataclass
-class LiveCall:
-    """A call this server has answered, from voice webhook to the end of its stream."""
-
-    call_sid: str
-    caller: str
-    callee: str
-    direction: str
-    session: CallSession | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    streaming: bool = False
-    """True from the moment a media stream with a valid token claims the call."""
-    answered_at: float = field(default_factory=time.monotonic)
-
-
-SessionHook = Callable[[LiveCall, CallSession], Awaitable[None]]
-FormHook = Callable[[dict[str, str]], Awaitable[None]]
+FormHandler = Callable[[dict[str, str]], Awaitable[None]]
 
 
 class PatterServer:
-    """Builds the FastAPI app and owns the live calls of one ``serve()``."""
+    """Builds the FastAPI app and answers Twilio for the calls in its registry.
+
+    ``registry`` defaults to one in this process's memory.
+    """
 
     def __init__(
         self,
@@ -94,18 +84,15 @@ class PatterServer:
         verifier: WebhookVerifier,
         tokens: MediaTokens,
         disclosure_audio: Callable[[Agent], Awaitable[bytes]],
+        registry: CallRegistry | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
         self.verifier = verifier
         self.tokens = tokens
         self._disclosure_audio = disclosure_audio
-        self.calls: dict[str, LiveCall] = {}
-        self.on_session: SessionHook | None = None
-        self.on_status: FormHook | None = None
-        self.on_amd: FormHook | None = None
+        self.registry: CallRegistry = registry or InMemoryCallRegistry()
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
-        self.call_overrides: dict[str, tuple[Agent, Callbacks, CallOptions]] = {}
         self.kits = KitShelf(config.keys)
         self.app = self._build_app()
 
@@ -123,13 +110,9 @@ class PatterServer:
     def _build_app(self) -> FastAPI:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route(VOICE_PATH, self._voice, methods=["POST"])
-        app.add_api_route(
-            STATUS_PATH, self._make_form_route(lambda: self.on_status), methods=["POST"]
-        )
-        app.add_api_route(AMD_PATH, self._make_form_route(lambda: self.on_amd), methods=["POST"])
-        app.add_api_route(
-            RECORDING_PATH, self._make_form_route(lambda: self.recorder.on_status), methods=["POST"]
-        )
+        app.add_api_route(STATUS_PATH, self._form_route(self._status), methods=["POST"])
+        app.add_api_route(AMD_PATH, self._form_route(self._amd), methods=["POST"])
+        app.add_api_route(RECORDING_PATH, self._form_route(self._recording), methods=["POST"])
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
         app.add_api_websocket_route(MEDIA_PATH, self._media)
         return app
@@ -143,19 +126,22 @@ class PatterServer:
         call_sid = form["CallSid"]
         call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
-        if call_sid in self.calls and self.calls[call_sid].streaming:
+        entry = await self.registry.get(call_sid)
+        if entry is not None and entry.streaming:
             logger.warning(
                 "voice webhook for a call already streaming", extra={"call_sid": call_sid}
             )
             return Response(hangup_twiml(), media_type=XML)
-        if call_sid not in self.calls and self._calls_in_progress() >= self.config.max_calls:
+        answered = entry is not None and entry.answered_at is not None
+        if not answered and await self._calls_in_progress() >= self.config.max_calls:
             logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
             return Response(busy_twiml(), media_type=XML)
         caller, callee = form.get("From", ""), form.get("To", "")
-        self.calls.setdefault(
-            call_sid,
-            LiveCall(call_sid, caller, callee, "outbound" if outbound else "inbound"),
-        )
+        if entry is None:
+            entry = await self.registry.add(
+                self._new_entry(call_sid, caller, callee, "outbound" if outbound else "inbound")
+            )
+        entry.answered()
         token = self.tokens.issue(call_sid)
         twiml = stream_twiml(
             self.media_url,
@@ -168,21 +154,43 @@ class PatterServer:
         )
         return Response(twiml, media_type=XML)
 
-    def _make_form_route(
-        self, hook: Callable[[], FormHook | None]
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def _form_route(self, handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
             try:
                 form = await read_signed_form(request, self.verifier)
                 require_call_fields(form, numbers=False)
             except WebhookRejected as exc:
                 return _reject(exc, request)
-            handler = hook()
-            if handler is not None:
-                await handler(form)
+            await handler(form)
             return Response(status_code=204)
 
         return route
+
+    async def _status(self, form: dict[str, str]) -> None:
+        """A status callback: a placed call that ends without a stream is ended here."""
+        entry = await self.registry.get(form["CallSid"])
+        if entry is None or not entry.placed or entry.ended:
+            return
+        final = entry.status_reported(form.get("CallStatus", "")[:20])
+        if final and not entry.streaming:  # no session will end this call
+            await self.registry.remove(entry.call_sid)
+            await entry.end_unconnected(entry.status)
+
+    async def _amd(self, form: dict[str, str]) -> None:
+        """An asynchronous AMD verdict for a placed call."""
+        entry = await self.registry.get(form["CallSid"])
+        if entry is not None and entry.placed:
+            entry.verdict_reported(form.get("AnsweredBy", "unknown")[:40])
+
+    async def _recording(self, form: dict[str, str]) -> None:
+        """A recording status callback; an ended call is forgotten after its final one."""
+        entry = await self.registry.get(form["CallSid"])
+        if entry is None:
+            logger.info("recording callback for an unknown call")
+            return
+        await self.recorder.on_status(entry, form)
+        if entry.ended and not entry.awaiting_recording:
+            await self.registry.remove(entry.call_sid)
 
     async def _hold_music(self) -> Response:
         return Response(hold_music_wav(), media_type="audio/wav")
@@ -199,51 +207,56 @@ class PatterServer:
             logger.warning("media stream refused", extra={"reason": str(exc), "call_sid": claimed})
             await socket.close(POLICY_VIOLATION)
             return
-        live = self.calls.get(start.call_sid)
-        if live is not None and live.streaming:
+        entry = await self.registry.get(start.call_sid)
+        if entry is None:  # e.g. answered by another instance, or its token outlived it here
+            params = start.custom_parameters
+            entry = await self.registry.add(
+                self._new_entry(
+                    start.call_sid,
+                    params.get("from", ""),
+                    params.get("to", ""),
+                    params.get("direction", "inbound"),
+                )
+            )
+        if not await self.registry.claim_stream(entry.call_sid):
             logger.warning(
-                "second media stream for a call refused", extra={"call_sid": live.call_sid}
+                "second media stream for a call refused", extra={"call_sid": entry.call_sid}
             )
             await socket.close(POLICY_VIOLATION)
             return
-        if live is None:
-            params = start.custom_parameters
-            live = LiveCall(
-                start.call_sid,
-                params.get("from", ""),
-                params.get("to", ""),
-                params.get("direction", "inbound"),
-            )
-            self.calls[start.call_sid] = live
-        live.streaming = True  # claimed before any await: a concurrent second stream is refused
         socket.stream_sid = start.stream_sid
         try:
-            await self._run_call(live, socket)
+            await self._run_call(entry, socket)
         finally:
-            self.calls.pop(live.call_sid, None)
+            if entry.session is None:  # its session could not start: the end is reported here
+                await entry.end_unconnected("error")
+            if not (entry.ended and entry.awaiting_recording):
+                await self.registry.remove(entry.call_sid)
 
-    async def _run_call(self, live: LiveCall, socket: MediaStreamSocket) -> None:
-        agent, callbacks, options = self.call_overrides.pop(
-            live.call_sid,
-            (self.config.agent, self.config.callbacks, self.default_options()),
-        )
+    async def _run_call(self, entry: CallEntry, socket: MediaStreamSocket) -> None:
+        disclosure_audio = await self._disclosure_audio(entry.agent)
+        kit = await self.kits.take(entry.agent)
         session = CallSession(
-            info=CallInfo(live.call_sid, live.caller, live.callee, live.direction),
-            agent=agent,
+            entry=entry,
             keys=self.config.keys,
             socket=socket,
             rest=self.rest,
-            callbacks=callbacks,
-            disclosure_audio=await self._disclosure_audio(agent),
-            options=options,
+            disclosure_audio=disclosure_audio,
         )
-        live.session = session
-        if options.record:
-            self.recorder.start(session, callbacks)
-        kit = await self.kits.take(agent)
-        if self.on_session is not None:
-            await self.on_session(live, session)
+        # No await from here to run(): a verdict acted on at attach finds the chain built.
+        entry.attach(session)
+        if entry.options.record:
+            self.recorder.start(entry, session)
         await session.run(kit)
+
+    def _new_entry(self, call_sid: str, caller: str, callee: str, direction: str) -> CallEntry:
+        """The entry of a call this server did not place: ``serve()``'s agent and callbacks."""
+        return CallEntry(
+            info=CallInfo(call_sid, caller, callee, direction),
+            agent=self.config.agent,
+            callbacks=self.config.callbacks,
+            options=self.default_options(),
+        )
 
     def default_options(self) -> CallOptions:
         """Call options for a call with no per-call override."""
@@ -254,17 +267,31 @@ class PatterServer:
             record=self.config.recording,
         )
 
-    def _calls_in_progress(self) -> int:
-        """Streaming calls plus answered ones whose token is still valid (stale ones dropped)."""
+    async def _calls_in_progress(self) -> int:
+        """Streaming calls plus answered ones whose token is still valid (stale answered
+        calls this server did not place are dropped; placed ones end on their status)."""
         stale_before = time.monotonic() - self.tokens.ttl_s
-        for sid, call in list(self.calls.items()):
-            if not call.streaming and call.answered_at < stale_before:
-                del self.calls[sid]
-        return len(self.calls)
+        count = 0
+        for entry in await self.registry.entries():
+            if entry.ended:
+                continue
+            if entry.streaming:
+                count += 1
+            elif entry.answered_at is None:
+                continue  # placed, not answered yet
+            elif entry.answered_at >= stale_before:
+                count += 1
+            elif not entry.placed:
+                await self.registry.remove(entry.call_sid)
+        return count
 
     async def end_all_calls(self, timeout_s: float = 5.0) -> None:
         """Hang up every live call (graceful shutdown)."""
-        sessions = [c.session for c in self.calls.values() if c.session is not None]
+        entries = await self.registry.entries()
+        sessions = [
+            e.session for e in entries
+            if e.session is not None and e.session.phase is not CallPhase.ENDED
+        ]
         await asyncio.gather(*(s.hang_up("shutdown") for s in sessions), return_exceptions=True)
 
 

@@ -1,15 +1,17 @@
 """One phone call: its processor chain, history, callbacks and REST actions.
 
-The session is the only place that knows the whole call. Whatever fails, ``run()``
-delivers ``on_call_end`` exactly once.
+The session runs the call once its media stream has started; what the call is, and what
+Twilio reported about it, comes from its ``CallEntry`` (``patter._calls``). Whatever
+fails, ``run()`` hands ``on_call_end`` to the entry, which delivers it exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from patter._callbacks import Callbacks, fire
 from patter._log import call_sid_var, get_logger, mask_number
@@ -45,6 +47,9 @@ from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
 from patter.vendors import VendorKeys
 
+if TYPE_CHECKING:
+    from patter._calls import CallEntry
+
 logger = get_logger(__name__)
 
 PHONE_RATE_HZ = 8000
@@ -59,7 +64,6 @@ class CallInfo:
     caller: str
     callee: str
     direction: str  # "inbound" | "outbound"
-    stream_sid: str = ""
 
 
 @dataclass
@@ -71,7 +75,41 @@ class CallOptions:
     max_duration_s: float | None = None
     hold_until_answered: bool = False
     record: bool = False
-    extra_end_fields: dict[str, Any] = field(default_factory=dict)
+
+
+class CallPhase(enum.Enum):
+    """Where a call stands; only ``CallSession._enter`` changes it, along ``_NEXT_PHASES``::
+
+        CONNECTING ───────────── chain runs ─────────────▶ LIVE
+        CONNECTING_HELD ─ chain runs ─▶ HELD_FOR_AMD ─ answered() ─▶ LIVE
+        CONNECTING_HELD ─ answered() ─▶ CONNECTING   (verdict in before the chain runs)
+        any of these ─ hang-up, transfer, stream end, error ─▶ ENDING ─▶ ENDED
+    """
+
+    CONNECTING = "connecting"
+    """The chain is being built; the agent speaks as soon as it runs."""
+    CONNECTING_HELD = "connecting_held"
+    """The chain is being built; the agent waits for the answering machine verdict."""
+    HELD_FOR_AMD = "held_for_amd"
+    """The chain runs; no agent audio, caller input held, until the verdict."""
+    LIVE = "live"
+    """The conversation runs: disclosure noted, first message queued."""
+    ENDING = "ending"
+    """``ended_by`` is known; the stream and the chain are closing."""
+    ENDED = "ended"
+    """``on_call_end`` has been handed to the call's entry."""
+
+
+_NEXT_PHASES: dict[CallPhase, frozenset[CallPhase]] = {
+    CallPhase.CONNECTING: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
+    CallPhase.CONNECTING_HELD: frozenset(
+        {CallPhase.CONNECTING, CallPhase.HELD_FOR_AMD, CallPhase.ENDING, CallPhase.ENDED}
+    ),
+    CallPhase.HELD_FOR_AMD: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
+    CallPhase.LIVE: frozenset({CallPhase.ENDING, CallPhase.ENDED}),
+    CallPhase.ENDING: frozenset({CallPhase.ENDED}),
+    CallPhase.ENDED: frozenset(),
+}
 
 
 class CallSession:
@@ -80,37 +118,37 @@ class CallSession:
     def __init__(
         self,
         *,
-        info: CallInfo,
-        agent: Agent,
+        entry: CallEntry,
         keys: VendorKeys,
         socket: MediaStreamSocket,
         rest: TwilioRest,
-        callbacks: Callbacks,
         disclosure_audio: bytes,
-        options: CallOptions,
     ) -> None:
-        self.info = info
-        self.agent = agent
+        agent, callbacks = entry.agent, entry.callbacks
+        self._entry = entry
+        self.info: CallInfo = entry.info
+        self.agent: Agent = agent
         self.history = History()
         self._keys = keys
         self._socket = socket
         self._rest = rest
-        self._callbacks = callbacks
-        self._options = options
+        self._callbacks: Callbacks = callbacks
+        self._options: CallOptions = entry.options
         self._started_at = time.monotonic()
-        self._ended = False
         self.ended_by: str | None = None
         self.transfer_to: str | None = None
-        self.end_fields: dict[str, Any] = dict(options.extra_end_fields)
-        self._answered = asyncio.Event()
-        if not options.hold_until_answered:
-            self._answered.set()
-        self.disclosure = AIDisclosure(disclosure_audio, start=self._answered)
+        self._phase = (
+            CallPhase.CONNECTING_HELD if self._options.hold_until_answered
+            else CallPhase.CONNECTING
+        )
+        self._first_message = self.agent.first_message
+        self._released = asyncio.Event()  # the disclosure waits for it
+        self._chain_running = asyncio.Event()  # say() waits for it
+        if self._phase is CallPhase.CONNECTING:
+            self._released.set()
+        self.disclosure = AIDisclosure(disclosure_audio, start=self._released)
         self.caller_input = CallerInputMute()
         self.barge_in: BargeInGuard | None = None
-        self._running = asyncio.Event()
-        self._first_message_due = True
-        self._disclosure_noted = False
         self._finish_after: list[asyncio.Future[Any]] = []
         self.control = CallControl(
             allowlist=agent.transfer_allowlist,
@@ -131,7 +169,7 @@ class CallSession:
             callbacks=callbacks,
             event=self._event,
             queue=self.queue,
-            ending=lambda: self.ended_by is not None,
+            ending=lambda: self.ending,
         )
         self.transport = TwilioMediaTransport(
             socket,
@@ -213,25 +251,24 @@ class CallSession:
             )
             if self._start_frames:
                 await self.queue(*self._start_frames)
-            self._running.set()
-            # A call held for an answering machine verdict notes the disclosure once released.
-            noted = self._answered.is_set() and self._note_disclosure()
+            # The chain runs: a held call waits for its verdict, any other goes live.
+            if self._phase is CallPhase.CONNECTING_HELD:
+                self._enter(CallPhase.HELD_FOR_AMD)
+            live = self._phase is CallPhase.CONNECTING and self._enter(CallPhase.LIVE)
             await fire(self._callbacks.on_call_start, self._event())
-            if noted:
-                await self._announce_disclosure()
-            if self._answered.is_set():
-                await self._queue_first_message()
+            if live:
+                await self._greet()
             if self._options.max_duration_s:
                 timer = asyncio.create_task(self._limit_duration(self._options.max_duration_s))
             runner = WorkerRunner(handle_sigint=False)
             await runner.add_workers(self._worker)
             await runner.run()
         except asyncio.CancelledError:
-            self.ended_by = self.ended_by or "shutdown"
+            self._end_as("shutdown")
             raise
         except Exception:
             logger.exception("call failed")
-            self.ended_by = self.ended_by or "error"
+            self._end_as("error")
         finally:
             if timer is not None:
                 timer.cancel()
@@ -245,17 +282,26 @@ class CallSession:
         if self.barge_in is not None:
             await self.barge_in.disable()
 
+    @property
+    def phase(self) -> CallPhase:
+        """Where the call stands."""
+        return self._phase
+
+    @property
+    def ending(self) -> bool:
+        """Whether the call is ending or over (no turn is answered any more)."""
+        return self._phase in (CallPhase.ENDING, CallPhase.ENDED)
+
     async def answered(self, *, speak_first_message: bool = True) -> None:
         """Release agent output held while an answering-machine check was pending."""
-        if self._answered.is_set():
+        if self._phase not in (CallPhase.CONNECTING_HELD, CallPhase.HELD_FOR_AMD):
             return
-        self._answered.set()
-        if self._running.is_set() and self._note_disclosure():
-            await self._announce_disclosure()
-        if speak_first_message:
-            await self._queue_first_message()
-        else:
-            self._first_message_due = False
+        if not speak_first_message:
+            self._first_message = ""
+        if self._enter(CallPhase.CONNECTING):
+            return  # the chain is not running yet: run() goes live
+        self._enter(CallPhase.LIVE)
+        await self._greet()
 
     async def say(self, text: str) -> bool:
         """Speak ``text`` and wait until it has been heard; False if the stream ended first.
@@ -263,7 +309,7 @@ class CallSession:
         Waits for the pipeline to start if it has not yet (e.g. a voicemail decided
         before the stream connected).
         """
-        await self._running.wait()
+        await self._chain_running.wait()
         checkpoint = PlayoutCheckpointFrame(label="say")
         await self.queue(TTSSpeakFrame(text), checkpoint)
         await checkpoint.reached.wait()
@@ -281,35 +327,49 @@ class CallSession:
 
     async def hang_up(self, ended_by: str) -> None:
         """End the call through Twilio (the stream then stops and the pipeline ends)."""
-        self.ended_by = self.ended_by or ended_by
+        self._end_as(ended_by)
         try:
             await self._rest.hang_up(self.info.call_sid)
         except Exception:
             logger.exception("hang-up through the REST API failed; closing the stream")
             await self._socket.close()
 
-    # ----- events from the chain ------------------------------------------------------
+    # ----- phase ------------------------------------------------------------------------
 
-    def _note_disclosure(self) -> bool:
-        """Add the disclosure to the history, once; True the first time."""
-        if self._disclosure_noted:
+    def _enter(self, phase: CallPhase) -> bool:
+        """Move to ``phase`` if the current phase allows it; True if it moved.
+
+        The one place the phase changes: the chain running releases ``say()``, going
+        live releases the disclosure and notes it in the history (once: LIVE is entered
+        once).
+        """
+        if phase not in _NEXT_PHASES[self._phase]:
             return False
-        self._disclosure_noted = True
-        self.history.add("assistant", self.agent.disclosure)
+        self._phase = phase
+        if phase in (CallPhase.HELD_FOR_AMD, CallPhase.LIVE):
+            self._chain_running.set()
+        if phase in (CallPhase.CONNECTING, CallPhase.LIVE):
+            self._released.set()
+        if phase is CallPhase.LIVE:
+            self.history.add("assistant", self.agent.disclosure)
         return True
 
-    async def _announce_disclosure(self) -> None:
+    def _end_as(self, ended_by: str) -> None:
+        """The call is ending; the first reason given is the one ``on_call_end`` reports."""
+        self.ended_by = self.ended_by or ended_by
+        self._enter(CallPhase.ENDING)
+
+    async def _greet(self) -> None:
+        """Just gone live: report the disclosure, queue the first message."""
         disclosure = self._event(text=self.agent.disclosure, role="assistant")
         await fire(self._callbacks.on_message, disclosure)
+        if self._first_message:
+            await self.queue(TTSSpeakFrame(self._first_message))
 
-    async def _queue_first_message(self) -> None:
-        # Once, and only into a running pipeline: run() queues it if it was released earlier.
-        if self.agent.first_message and self._first_message_due and self._worker is not None:
-            self._first_message_due = False
-            await self.queue(TTSSpeakFrame(self.agent.first_message))
+    # ----- events from the chain ------------------------------------------------------
 
     async def _on_stream_end(self, reason: str) -> None:
-        self.ended_by = self.ended_by or ("caller" if reason == "stop" else "disconnect")
+        self._end_as("caller" if reason == "stop" else "disconnect")
         logger.info("media stream ended", extra={"reason": reason, "ended_by": self.ended_by})
         if self._worker is None:
             return
@@ -323,11 +383,11 @@ class CallSession:
     # ----- actions ----------------------------------------------------------------------
 
     async def _transfer(self, number: str, reason: str) -> None:
-        if self.ended_by is not None:
+        if self.ending:
             logger.info("transfer skipped: the call is already ending",
                         extra={"ended_by": self.ended_by})
             return
-        self.ended_by = "transfer"
+        self._end_as("transfer")
         self.transfer_to = number
         twiml = transfer_twiml(number, caller_id=self._options.caller_id,
                                hold_music_url=self.agent.hold_music_url
@@ -347,9 +407,8 @@ class CallSession:
     # ----- ending -------------------------------------------------------------------------
 
     async def _finish(self) -> None:
-        if self._ended:
+        if not self._enter(CallPhase.ENDED):
             return
-        self._ended = True
         if self._finish_after:
             await asyncio.wait(self._finish_after, timeout=END_GRACE_S)
         history = self.history.snapshot()
@@ -358,21 +417,13 @@ class CallSession:
             duration=round(time.monotonic() - self._started_at, 3),
             ended_by=self.ended_by or "caller",
             transfer_to=self.transfer_to,
-            **self.end_fields,
+            **self._entry.end_fields(),
         )
         logger.info("call ended", extra={"ended_by": event["ended_by"]})
-        await fire(self._callbacks.on_call_end, event)
+        await self._entry.end(event)
 
     def _event(self, **fields: Any) -> Event:
-        base = {
-            "call_sid": self.info.call_sid,
-            "caller": self.info.caller,
-            "callee": self.info.callee,
-            "direction": self.info.direction,
-            "history": self.history.snapshot(),
-        }
-        base.update(fields)
-        return Event(**base)
+        return self._entry.event(self.history, **fields)
 
 
 def _schema(tool: Tool) -> FunctionSchema:
