@@ -184,7 +184,8 @@ async def test_generated_tool_arguments_get_error_results_and_the_call_goes_on(
         results_due[line] = due
 
     def tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [m for m in messages if m["role"] == "tool"]
+        """The settled ones (Pipecat writes ``IN_PROGRESS`` until a call's result is in)."""
+        return [m for m in messages if m["role"] == "tool" and m["content"] != "IN_PROGRESS"]
 
     answered_with: dict[str, list[dict[str, Any]]] = {}  # line → the tool results then read
 
