@@ -19,7 +19,7 @@ logger = get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 START_TIMEOUT_S = 5.0
-STREAM_SID = re.compile(r"^MZ[0-9a-f]{32}$")
+STREAM_SID = re.compile(r"^MZ[0-9a-f]{32}\Z")
 
 
 class StreamRejected(Exception):

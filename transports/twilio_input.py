@@ -112,7 +112,8 @@ class TwilioMediaInput(BaseInputTransport):
         except Exception:  # never go deaf silently: end the call as if the peer had gone
             logger.exception("media stream receive loop failed")
             reason = "error"
-        skipped.close()
+        finally:
+            skipped.close()
         try:
             await self._ledger.close()
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,8 +17,7 @@ from _hostile_streams import examples, hostile_frames, json_values
 from _wire import Wire
 from hypothesis import strategies as st
 
-from patter._validate import CALL_SID
-from patter._webhook import MAX_BODY_BYTES, PHONE
+from patter._webhook import MAX_BODY_BYTES
 from patter.events import Event
 from patter.testing.fake_openai import Reply, ToolCall
 from patter.testing.harness import LoopbackWorld, wait_for
@@ -91,11 +91,17 @@ forms = st.dictionaries(st.one_of(st.sampled_from(TWILIO_FIELDS), st.text(max_si
 webhook_cases = st.tuples(st.sampled_from(ROUTES), forms, st.booleans())
 
 
+SHAPED_CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+SHAPED_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}|client:[A-Za-z0-9_.-]{1,64}|sip:\S{1,200}"
+                           r"|anonymous|", re.IGNORECASE | re.ASCII)
+
+
 def well_formed(route: str, form: dict[str, str]) -> bool:
     """Whether Twilio could have sent ``form`` to ``route`` (it is then answered)."""
-    if not CALL_SID.match(form.get("CallSid", "")):
+    if not SHAPED_CALL_SID.fullmatch(form.get("CallSid", "")):
         return False
-    return route != "/twilio/voice" or all(PHONE.match(form.get(n, "")) for n in ("From", "To"))
+    return route != "/twilio/voice" or all(
+        SHAPED_NUMBER.fullmatch(form.get(name, "")) for name in ("From", "To"))
 
 
 async def test_generated_webhook_forms_get_a_clean_4xx_or_an_answer(wire: Wire) -> None:
@@ -116,6 +122,16 @@ async def test_generated_webhook_forms_get_a_clean_4xx_or_an_answer(wire: Wire) 
             assert response.status_code in (200, 204), case
             answered += 1
     assert answered  # the generated forms reach the handlers, not only the checks
+
+
+async def test_a_call_sid_or_number_with_a_trailing_newline_is_refused(wire: Wire) -> None:
+    await wire.serve_bot()
+    call_sid = wire.new_call_sid()
+    for overrides in ({"CallSid": call_sid + "\n"}, {"From": "+15550001234\n"},
+                      {"To": "+1555٣٣٣٣٣٣٣"}):
+        response = await wire.post("/twilio/voice", wire.call_params(call_sid, **overrides))
+        assert response.status_code == 400, overrides
+    assert (await wire.post("/twilio/voice", wire.call_params(call_sid))).status_code == 200
 
 
 async def test_generated_raw_bodies_get_a_clean_4xx(wire: Wire) -> None:
