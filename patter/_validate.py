@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 from patter.errors import PatterConfigError
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
-ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}\Z")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")
 
 SETTING_ENV: dict[str, tuple[str, ...]] = {
     "twilio_sid": ("TWILIO_ACCOUNT_SID", "TWILIO_SID"),

@@ -12,7 +12,7 @@ from patter.security import WebhookVerifier
 
 MAX_BODY_BYTES = 64 * 1024
 PHONE = re.compile(
-    r"^(\+[1-9]\d{6,14}|client:[\w.-]{1,64}|sip:[^\s]{1,200}|anonymous|)$",
+    r"^(\+[1-9]\d{6,14}|client:[\w.-]{1,64}|sip:[^\s]{1,200}|anonymous|)\Z",
     re.IGNORECASE | re.ASCII,
 )
 

@@ -30,6 +30,7 @@ from patter._pipecat import (
     WorkerRunner,
 )
 from patter._prewarm import CallKit, build_kit
+from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter.agent import Agent, Tool
@@ -369,7 +370,7 @@ class CallSession:
     # ----- events from the chain ------------------------------------------------------
 
     async def _on_stream_end(self, reason: str) -> None:
-        self._end_as("caller" if reason == "stop" else "disconnect")
+        self._end_as({"stop": "caller", "error": "error"}.get(reason, "disconnect"))
         logger.info("media stream ended", extra={"reason": reason, "ended_by": self.ended_by})
         if self._worker is None:
             return
@@ -439,7 +440,13 @@ def _schema(tool: Tool) -> FunctionSchema:
 def _tool_handler(tool: Tool) -> Any:
     async def handler(params: FunctionCallParams) -> None:
         try:
-            result = tool.handler(**dict(params.arguments))
+            arguments = tool_arguments(params.arguments)
+        except BadToolArguments as exc:
+            logger.warning("tool call refused: bad arguments", extra={"tool": tool.name})
+            await params.result_callback({"error": str(exc)})
+            return
+        try:
+            result = tool.handler(**arguments)
             if asyncio.iscoroutine(result):
                 result = await result
         except Exception as exc:

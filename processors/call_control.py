@@ -17,6 +17,7 @@ from patter._pipecat import (
     FunctionSchema,
     LLMService,
 )
+from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter.errors import PatterConfigError
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 
@@ -91,13 +92,13 @@ class CallControl:
         llm.register_function("end_call", self._end_call)
 
     async def _transfer(self, params: FunctionCallParams) -> None:
-        number = str(params.arguments.get("phone_number", "")).strip()
-        reason = str(params.arguments.get("reason", ""))
         try:
-            _validate.e164(number, "phone_number")
-        except PatterConfigError as exc:
-            await params.result_callback({"error": str(exc)})
+            arguments = tool_arguments(params.arguments, TRANSFER_SCHEMA)
+            number = _validate.e164(arguments["phone_number"].strip(), "phone_number")
+        except (BadToolArguments, PatterConfigError) as exc:
+            await _refuse(params, str(exc))
             return
+        reason = arguments.get("reason", "")
         if number not in self._allowlist:
             logger.warning("transfer refused: number not allowed",
                            extra={"to": mask_number(number)})
@@ -116,6 +117,12 @@ class CallControl:
         await self._act_once_heard(params, "transferring", transfer)
 
     async def _end_call(self, params: FunctionCallParams) -> None:
+        try:
+            tool_arguments(params.arguments, END_CALL_SCHEMA)
+        except BadToolArguments as exc:
+            await _refuse(params, str(exc))
+            return
+
         async def end_call() -> None:
             logger.info("agent ends the call")
             await self._on_end_call()
@@ -136,6 +143,12 @@ class CallControl:
         checkpoint = PlayoutCheckpointFrame(label=params.function_name)
         await params.llm.push_frame(checkpoint)
         params.llm.create_task(_run_when_reached(checkpoint, action), params.function_name)
+
+
+async def _refuse(params: FunctionCallParams, error: str) -> None:
+    """Answer the LLM with ``error`` (it can retry); the call goes on."""
+    logger.warning("tool call refused: bad arguments", extra={"tool": params.function_name})
+    await params.result_callback({"error": error[:300]})
 
 
 async def _run_when_reached(

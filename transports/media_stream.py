@@ -13,12 +13,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from patter._log import get_logger
 from patter._validate import CALL_SID
+from patter.transports._stream_messages import MalformedMessage
 
 logger = get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 START_TIMEOUT_S = 5.0
-STREAM_SID = re.compile(r"^MZ[0-9a-f]{32}$")
+STREAM_SID = re.compile(r"^MZ[0-9a-f]{32}\Z")
 
 
 class StreamRejected(Exception):
@@ -38,8 +39,10 @@ class StreamStart:
 class MediaStreamSocket:
     """One Media Streams WebSocket: JSON text frames in and out, with a size cap.
 
-    Binary frames, non-JSON text and messages over ``max_message_bytes`` raise
-    ``StreamRejected``; a disconnect makes ``receive`` return ``None``.
+    A frame over ``max_message_bytes`` raises ``StreamRejected`` (the call ends). Binary
+    frames, non-JSON text and JSON that is not an object raise ``MalformedMessage``: before
+    ``start`` that refuses the stream, after it the message is skipped. A disconnect makes
+    ``receive`` return ``None``.
     """
 
     def __init__(self, websocket: WebSocket, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
@@ -57,16 +60,17 @@ class MediaStreamSocket:
         if message["type"] == "websocket.disconnect":
             return None
         text = message.get("text")
+        size = len(text if text is not None else message.get("bytes") or b"")
+        if size > self._max:
+            raise StreamRejected(f"message of {size} bytes over the {self._max}-byte cap")
         if text is None:
-            raise StreamRejected("binary frame")
-        if len(text) > self._max:
-            raise StreamRejected(f"message of {len(text)} bytes over the {self._max}-byte cap")
+            raise MalformedMessage("binary frame")
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
-            raise StreamRejected("non-JSON text frame") from None
+        except (ValueError, RecursionError):  # bad JSON, an over-long number, deep nesting
+            raise MalformedMessage("non-JSON text frame") from None
         if not isinstance(parsed, dict):
-            raise StreamRejected("JSON message is not an object")
+            raise MalformedMessage("JSON message is not an object")
         return parsed
 
     async def read_start(self, timeout_s: float = START_TIMEOUT_S) -> StreamStart:
@@ -81,8 +85,11 @@ class MediaStreamSocket:
                     if event == "connected":
                         continue
                     if event != "start":
-                        raise StreamRejected(f"{str(event)[:20]!r} before start")
+                        shown = event[:20] if isinstance(event, str) else type(event).__name__
+                        raise StreamRejected(f"{shown!r} before start")
                     return _parse_start(message)
+        except MalformedMessage as exc:
+            raise StreamRejected(f"{exc} before start") from None
         except TimeoutError:
             raise StreamRejected(f"no start within {timeout_s:g} s") from None
 
@@ -125,10 +132,11 @@ def _parse_start(message: dict[str, Any]) -> StreamStart:
     if not isinstance(start, dict):
         raise StreamRejected("start without a start object")
     params = start.get("customParameters") or {}
-    if not isinstance(params, dict):
-        raise StreamRejected("customParameters is not an object")
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        raise StreamRejected("customParameters is not an object of strings")
     stream_sid = start.get("streamSid") or message.get("streamSid")
     call_sid = start.get("callSid")
+    account_sid = start.get("accountSid")
     if not isinstance(stream_sid, str) or not STREAM_SID.match(stream_sid):
         raise StreamRejected("start without a well-formed streamSid")
     if not isinstance(call_sid, str) or not CALL_SID.match(call_sid):
@@ -136,6 +144,6 @@ def _parse_start(message: dict[str, Any]) -> StreamStart:
     return StreamStart(
         stream_sid=stream_sid,
         call_sid=call_sid,
-        account_sid=str(start.get("accountSid", "")),
-        custom_parameters={str(k): str(v) for k, v in params.items()},
+        account_sid=account_sid if isinstance(account_sid, str) else "",
+        custom_parameters=dict(params),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,11 +12,18 @@ from patter._pipecat import (
     EndFrame,
     InputAudioRawFrame,
     InputDTMFFrame,
-    KeypadEntry,
     StartFrame,
     TransportParams,
     create_stream_resampler,
     ulaw_to_pcm,
+)
+from patter.transports._stream_messages import (
+    CallerAudio,
+    KeyPressed,
+    MalformedMessage,
+    MarkEchoed,
+    SkippedMessages,
+    parse_event,
 )
 from patter.transports.media_stream import MediaStreamSocket, StreamRejected
 from patter.transports.playout import PlayoutLedger
@@ -33,9 +38,12 @@ class TwilioMediaInput(BaseInputTransport):
     """Turn Twilio's inbound messages into frames.
 
     Consumes (from the socket): ``media`` → ``InputAudioRawFrame`` (8 kHz PCM);
-    ``dtmf`` → ``InputDTMFFrame`` (invalid digits are logged and dropped);
-    ``mark`` → the playout ledger (what the caller has heard); ``stop`` or a closed
-    socket → ``on_stream_end("stop" | "disconnect" | "protocol")``.
+    ``dtmf`` → ``InputDTMFFrame``; ``mark`` → the playout ledger (what the caller has
+    heard); ``stop`` or a closed socket → ``on_stream_end("stop" | "disconnect")``.
+    Malformed messages are logged (rate-limited) and skipped (``_stream_messages``); an
+    oversize one → ``on_stream_end("protocol")``; any unexpected failure of the receive
+    loop is logged with its traceback → ``on_stream_end("error")``, so the call ends
+    cleanly instead of going deaf.
     """
 
     def __init__(
@@ -78,48 +86,41 @@ class TwilioMediaInput(BaseInputTransport):
 
     async def _receive(self) -> None:
         reason = "disconnect"
+        skipped = SkippedMessages()
         try:
             while True:
-                message = await self._socket.receive()
-                if message is None:
-                    break
-                event = message.get("event")
-                if event == "media":
-                    await self._on_media(message)
-                elif event == "dtmf":
-                    await self._on_dtmf(message)
-                elif event == "mark":
-                    await self._ledger.on_mark(str((message.get("mark") or {}).get("name", "")))
-                elif event == "stop":
+                try:
+                    message = await self._socket.receive()
+                    if message is None:
+                        break
+                    event = parse_event(message)
+                except MalformedMessage as exc:
+                    skipped.note(str(exc))
+                    continue
+                if isinstance(event, CallerAudio):
+                    await self._on_audio(event.ulaw)
+                elif isinstance(event, KeyPressed):
+                    await self.push_frame(InputDTMFFrame(event.key))
+                elif isinstance(event, MarkEchoed):
+                    await self._ledger.on_mark(event.name)
+                else:  # StreamStopped
                     reason = "stop"
                     break
         except StreamRejected as exc:
             logger.warning("media stream protocol error", extra={"reason": str(exc)})
             reason = "protocol"
-        await self._ledger.close()
-        await self._on_stream_end(reason)
-
-    async def _on_media(self, message: dict[str, Any]) -> None:
-        media = message.get("media") or {}
-        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
-            return
+        except Exception:  # never go deaf silently: end the call as if the peer had gone
+            logger.exception("media stream receive loop failed")
+            reason = "error"
+        finally:
+            skipped.close()
         try:
-            ulaw = base64.b64decode(media.get("payload", ""), validate=True)
-        except (binascii.Error, ValueError):
-            logger.warning("dropping media with a bad base64 payload")
-            return
-        if not ulaw:
-            return
+            await self._ledger.close()
+        finally:
+            await self._on_stream_end(reason)
+
+    async def _on_audio(self, ulaw: bytes) -> None:
         pcm = await ulaw_to_pcm(ulaw, PHONE_RATE_HZ, PHONE_RATE_HZ, self._resampler)
         await self.push_audio_frame(
             InputAudioRawFrame(audio=pcm, sample_rate=PHONE_RATE_HZ, num_channels=1)
         )
-
-    async def _on_dtmf(self, message: dict[str, Any]) -> None:
-        digit = str((message.get("dtmf") or {}).get("digit", ""))
-        try:
-            entry = KeypadEntry(digit)
-        except ValueError:
-            logger.info("ignoring invalid dtmf digit", extra={"digit": digit[:4]})
-            return
-        await self.push_frame(InputDTMFFrame(entry))
