@@ -160,7 +160,7 @@ def make_stt(
     choice: Any, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> STTService:
     """Build the speech-to-text service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, over ``http_client`` when given)."""
+    (default: OpenAI, over ``http_client`` when given; ``"moonshine"`` runs offline)."""
     if is_factory(choice):
         stt: STTService = from_factory(choice, "stt")
         return stt
@@ -187,7 +187,8 @@ def make_tts(
     choice: Any, voice: str, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> TTSService:
     """Build the text-to-speech service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given)."""
+    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given; ``"piper"``
+    runs offline, 22.05 kHz resampled once)."""
     if is_factory(choice):
         tts: TTSService = from_factory(choice, "tts")
         return tts
@@ -227,8 +228,9 @@ def make_llm(
     keys: VendorKeys,
     http_client: AsyncHTTPClient | None = None,
 ) -> LLMService[Any]:
-    """Build the LLM service: the user's factory's, or OpenAI chat completions with the
-    agent's ``system_prompt`` (over ``http_client`` when given).
+    """Build the LLM service: the user's factory's, the rule agent (``"rules"``: its demo
+    rules, transferring to the first number written in ``system_prompt``), or OpenAI chat
+    completions with the agent's ``system_prompt`` (over ``http_client`` when given).
 
     A factory's service is left as built: the session gives it the agent's prompt through
     Pipecat's public settings frame (``prompt_frames``), never by writing its settings.
