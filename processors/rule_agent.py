@@ -20,6 +20,7 @@ from patter._pipecat import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMService,
+    LLMSettings,
     LLMTextFrame,
 )
 from patter.errors import PatterConfigError
@@ -118,7 +119,13 @@ class RuleAgent(LLMService[Any]):
 
     def __init__(self, rules: Sequence[Rule], *, fallback: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # No model: every model setting is unsupported (None), as Pipecat asks of a service.
+        settings = LLMSettings(
+            model=None, system_instruction=None, temperature=None, max_tokens=None, top_p=None,
+            top_k=None, frequency_penalty=None, presence_penalty=None, seed=None,
+            filter_incomplete_user_turns=False, user_turn_completion_config=None,
+        )
+        super().__init__(settings=settings, **kwargs)
         self._rules = tuple(rules)
         if not all(isinstance(rule, Rule) for rule in self._rules):
             raise PatterConfigError("RuleAgent(rules=[...]) takes patter.Rule objects.")
