@@ -23,6 +23,7 @@ from patter._pipecat import (
     LLMSettings,
     LLMTextFrame,
 )
+from patter.agent import _E164_IN_TEXT  # the numbers an agent may transfer to
 from patter.errors import PatterConfigError
 
 logger = get_logger(__name__)
@@ -31,9 +32,9 @@ TEMPLATE_FIELDS = ("digits", "text")
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 CANNOT_DO = "Sorry, I can't do that."
 _DTMF = re.compile(r"^\[DTMF: (.)\]$")
-_E164_IN_TEXT = re.compile(r"\+[1-9]\d{6,14}\b")
-_DIGIT_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+DIGIT_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+"""Spoken digit words and their digits ("oh" is left out: it is more often just "oh")."""
 _WORD = re.compile(r"[a-z]+|\d")
 
 
@@ -204,8 +205,8 @@ class RuleAgent(LLMService[Any]):
             return next((r for r in self._rules if pressed in r.keys), None), [pressed]
         tokens = _WORD.findall(content.lower())
         words = " ".join(tokens)
-        digits = [t if t.isdigit() else _DIGIT_WORDS[t] for t in tokens
-                  if t.isdigit() or t in _DIGIT_WORDS]
+        digits = [t if t.isdigit() else DIGIT_WORDS[t] for t in tokens
+                  if t.isdigit() or t in DIGIT_WORDS]
         return next((r for r in self._rules if r.matches_words(words)), None), digits
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from patter.processors.rule_agent import DIGIT_WORDS
+
 __all__ = ["normalize_words", "word_edits", "word_error_rate"]
 
-_DIGIT_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                "six": "6", "seven": "7", "eight": "8", "nine": "9"}
 _TOKEN = re.compile(r"[a-z']+|\d")
 
 
@@ -16,7 +16,7 @@ def normalize_words(text: str) -> list[str]:
     ("Four-two, 7" → ``["4", "2", "7"]``), so a transcript is not penalised for writing
     numbers one way or the other."""
     tokens = (t.strip("'") for t in _TOKEN.findall(text.lower()))
-    return [_DIGIT_WORDS.get(t, t) for t in tokens if t]
+    return [DIGIT_WORDS.get(t, t) for t in tokens if t]
 
 
 def word_edits(reference: str, hypothesis: str) -> tuple[int, int]:
