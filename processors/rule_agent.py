@@ -134,9 +134,9 @@ class RuleAgent(LLMService[Any]):
 
     @classmethod
     def demo(cls, system_prompt: str = "") -> RuleAgent:
-        """The rules of ``Patter(llm="rules")``: hello, hours, a number read back, goodbye
-        (or #), and a human (or 0) — transferred to the first E.164 number written in
-        ``system_prompt``, if there is one."""
+        """The rules of ``Patter(llm="rules")``: a human (or 0) — transferred to the first
+        E.164 number written in ``system_prompt``, if there is one —, goodbye (or #), a
+        number read back, hours, hello."""
         numbers = _E164_IN_TEXT.findall(system_prompt)
         human = (
             Rule("Transferring you to a person now.", ["human", "person", "operator"],
@@ -145,13 +145,14 @@ class RuleAgent(LLMService[Any]):
             else Rule("There is no one to transfer you to in this demo.",
                       ["human", "person", "operator"], keys="0")
         )
+        # The most specific first: "Hello, I'd like a human" is a transfer, not a greeting.
         return cls([
-            Rule("Hello! I'm an offline demo agent. Ask about our hours, read me a number, "
-                 "or say goodbye.", ["hello", "hi"]),
-            Rule("We are open nine to five, Monday to Friday.", ["hours", "open"]),
-            Rule("I heard the number {digits}.", ["number", "account"]),
             human,
             Rule("Goodbye!", ["goodbye", "bye"], keys="#", end_call=True),
+            Rule("I heard the number {digits}.", ["number", "account"]),
+            Rule("We are open nine to five, Monday to Friday.", ["hours", "open"]),
+            Rule("Hello! I'm an offline demo agent. Ask about our hours, read me a number, "
+                 "or say goodbye.", ["hello", "hi"]),
         ])
 
     def _describe(self) -> str:
@@ -184,8 +185,8 @@ class RuleAgent(LLMService[Any]):
             await self.push_frame(LLMTextFrame(DIDNT_CATCH))
             return
         rule, digits = self._match(content)
-        reply = rule.reply if rule else self._fallback
-        text = reply.format(text=content, digits=" ".join(digits) or "none")
+        text = (rule.reply.format(text=content, digits=" ".join(digits) or "none")
+                if rule else self._fallback)
         logger.debug("rule agent answers", extra={"rule": rule.reply[:40] if rule else None})
         await self.push_frame(LLMTextFrame(text))
         if rule is not None and (rule.transfer_to or rule.end_call):

@@ -99,6 +99,15 @@ async def test_a_tool_error_gets_an_apology_and_a_wordless_turn_a_request_to_rep
     assert await answer(agent, note) == ["Sorry, I didn't catch that. Could you say it again?"]
 
 
+async def test_a_demo_greeting_that_asks_for_a_person_is_a_transfer_and_fallback_is_verbatim(
+) -> None:
+    rule, _ = RuleAgent.demo(f"A person is at {BILLING}.")._match("Hello, I'd like a human.")
+    assert rule is not None and rule.transfer_to == BILLING
+
+    agent = RuleAgent([Rule("Hi.", ["hi"])], fallback="Say {hi}, please.")
+    assert await answer(agent, user("What?")) == ["Say {hi}, please."]
+
+
 def test_the_demo_transfers_to_the_number_written_in_the_prompt() -> None:
     with_number = RuleAgent.demo(f"Send callers who ask for a person to {BILLING}.")
 
