@@ -7,19 +7,11 @@ from typing import Protocol
 
 import numpy as np
 
+from patter.audio import PHONE_RATE_HZ, level_dbfs
 from patter.processors._correlation import best_alignment
 
-PHONE_RATE_HZ = 8000
 REFERENCE_MS = 3000.0
 """How much recently sent agent audio is kept."""
-
-
-def dbfs(samples: np.ndarray) -> float:
-    """RMS level of 16-bit samples in dB below full scale (-180 for digital silence)."""
-    if samples.size == 0:
-        return -180.0
-    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) / 32768.0
-    return 20 * float(np.log10(max(rms, 1e-9)))
 
 
 class Playout(Protocol):
@@ -149,7 +141,7 @@ class EchoDetector:
         if energy == 0:
             return False
         residual = latest - (reference @ latest) / energy * reference
-        return dbfs(residual) < max(self._floor_dbfs, dbfs(latest) - self._residual_db)
+        return level_dbfs(residual) < max(self._floor_dbfs, level_dbfs(latest) - self._residual_db)
 
     def hear(self, samples: np.ndarray) -> None:
         """Keep ``samples`` as recent caller audio without checking it (a quiet frame)."""

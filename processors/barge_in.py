@@ -19,8 +19,9 @@ from patter._pipecat import (
     VADAnalyzer,
     VADParams,
 )
+from patter.audio import PHONE_RATE_HZ, level_dbfs
 from patter.errors import PatterConfigError
-from patter.processors._echo import PHONE_RATE_HZ, EchoDetector, dbfs
+from patter.processors._echo import EchoDetector
 from patter.processors.agent_speech import AgentSpeech, SpeechFromFrames
 
 logger = get_logger(__name__)
@@ -193,7 +194,7 @@ class BargeInGuard(FrameProcessor):
             if not self._enabled:
                 return
         frame_ms = samples.size * 1000 / frame.sample_rate
-        level = dbfs(samples)
+        level = level_dbfs(samples)
         self._floor_dbfs = min(level, self._floor_dbfs + 0.02 * frame_ms / 20)
         loud = level > max(self._min_level_dbfs, self._floor_dbfs + self._snr_db)
         if frame.sample_rate == PHONE_RATE_HZ:  # the echo reference is phone audio
