@@ -23,7 +23,6 @@ from patter._pipecat import (
 )
 from patter.events import Event, History
 from patter.processors.dtmf import dtmf_text
-from patter.transports.playout import PlayoutLedger
 
 logger = get_logger(__name__)
 
@@ -42,7 +41,7 @@ class TurnRecorder:
     Args:
         context: The call's LLM context (shared with the aggregators).
         history: The call's history.
-        ledger: The playout ledger (whether the agent is speaking when a key is pressed).
+        speaking: Whether the agent is speaking (to the caller's ears) when a key is pressed.
         callbacks: ``on_transcript`` / ``on_message`` receive each entry.
         event: Builds a call event from fields (adds the call's identity and history).
         queue: Queues frames at the head of the running pipeline.
@@ -54,7 +53,7 @@ class TurnRecorder:
         *,
         context: LLMContext,
         history: History,
-        ledger: PlayoutLedger,
+        speaking: Callable[[], bool],
         callbacks: Callbacks,
         event: EventFactory,
         queue: FrameQueue,
@@ -62,7 +61,7 @@ class TurnRecorder:
     ) -> None:
         self._context = context
         self._history = history
-        self._ledger = ledger
+        self._speaking = speaking
         self._callbacks = callbacks
         self._event = event
         self._queue = queue
@@ -161,7 +160,7 @@ class TurnRecorder:
     async def _cut_by_key_recorded(self) -> None:
         """A key pressed while the agent speaks cuts it (the DTMF injector interrupts first):
         the cut turn goes into history and the LLM context before the key does."""
-        if not self._ledger.speaking:
+        if not self._speaking():
             return
         cuts = self._cuts
         try:

@@ -30,6 +30,7 @@ from patter._pipecat import (
     WorkerRunner,
 )
 from patter._prewarm import CallKit, build_kit
+from patter._shared_models import SharedSileroVADAnalyzer
 from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
@@ -43,7 +44,6 @@ from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpoi
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector
 from patter.transports.media_stream import MediaStreamSocket
-from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
 from patter.vendors import VendorKeys
@@ -162,11 +162,10 @@ class CallSession:
                 standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()
             ),
         )
-        ledger = PlayoutLedger()
         self.turns = TurnRecorder(
             context=self.context,
             history=self.history,
-            ledger=ledger,
+            speaking=lambda: self.transport.speech.speaking,
             callbacks=callbacks,
             event=self._event,
             queue=self.queue,
@@ -176,7 +175,6 @@ class CallSession:
             socket,
             on_stream_end=self._on_stream_end,
             on_interrupted=self.turns.on_interrupted,
-            ledger=ledger,
         )
         self._worker: PipelineWorker | None = None
         self._start_frames: list[Any] = []
@@ -210,7 +208,8 @@ class CallSession:
                                     self.turns.on_assistant_turn_started)
         assistant.add_event_handler("on_assistant_turn_stopped",
                                     self.turns.on_assistant_turn_stopped)
-        self.barge_in = BargeInGuard(self.transport.ledger, min_speech_s=self.agent.min_barge_in_s)
+        self.barge_in = BargeInGuard(self.transport.speech, min_speech_s=self.agent.min_barge_in_s,
+                                     vad=SharedSileroVADAnalyzer())
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
@@ -314,7 +313,7 @@ class CallSession:
         checkpoint = PlayoutCheckpointFrame(label="say")
         await self.queue(TTSSpeakFrame(text), checkpoint)
         await checkpoint.reached.wait()
-        return not self.transport.ledger.stream_closed
+        return not self.transport.speech.stream_closed
 
     def finish_after(self, task: asyncio.Future[Any]) -> None:
         """Make ``on_call_end`` wait (up to ``END_GRACE_S``) for ``task``, e.g. a REST request

@@ -1,5 +1,7 @@
 """Patter's frame processors and telephony interceptors, each usable in any Pipecat pipeline."""
 
+from patter.processors._echo import EchoReference
+from patter.processors.agent_speech import AgentSpeech, SpeechFromFrames
 from patter.processors.barge_in import BargeInGuard, barge_in_vad_params
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
@@ -10,14 +12,17 @@ from patter.processors.rule_agent import Rule, RuleAgent
 
 __all__ = [
     "AIDisclosure",
+    "AgentSpeech",
     "BargeInGuard",
     "CallControl",
     "CallerInputMute",
     "DtmfInjector",
+    "EchoReference",
     "PlayoutCheckpointFrame",
     "PlayoutCheckpointProbe",
     "Rule",
     "RuleAgent",
+    "SpeechFromFrames",
     "barge_in_vad_params",
     "dtmf_text",
 ]

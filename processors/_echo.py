@@ -3,38 +3,97 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Protocol
 
 import numpy as np
 
-from patter._correlation import best_alignment
-from patter.transports.playout import PlayoutLedger
+from patter.audio import PHONE_RATE_HZ, level_dbfs
+from patter.processors._correlation import best_alignment
 
-PHONE_RATE_HZ = 8000
+REFERENCE_MS = 3000.0
+"""How much recently sent agent audio is kept."""
 
 
-def dbfs(samples: np.ndarray) -> float:
-    """RMS level of 16-bit samples in dB below full scale (-180 for digital silence)."""
-    if samples.size == 0:
-        return -180.0
-    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) / 32768.0
-    return 20 * float(np.log10(max(rms, 1e-9)))
+class Playout(Protocol):
+    """Where the agent's audio stands at the caller's end (the transport knows, from marks).
+
+    Positions are milliseconds of agent audio since the stream started.
+    """
+
+    def heard_estimate_ms(self) -> float:
+        """The position the caller is hearing now."""
+        ...
+
+    def silent_for_ms(self) -> float:
+        """How long the caller's end has had no agent audio left to play (0 while playing)."""
+        ...
+
+
+class EchoReference:
+    """The agent audio the caller's line played lately: what its echo would be made of.
+
+    Owned by the echo detector, fed by whatever plays the agent's voice (the Twilio
+    output): ``add`` each chunk at its position as it is sent, and ``follow`` the playout
+    that says where the caller's end stands. Unfed, it holds nothing and no echo is found.
+    """
+
+    def __init__(self, *, keep_ms: float = REFERENCE_MS) -> None:
+        self._keep_ms = keep_ms
+        self._chunks: deque[tuple[float, bytes, bool]] = deque()
+        self._playout: Playout | None = None
+
+    def follow(self, playout: Playout) -> None:
+        """Take playout positions from ``playout`` from now on."""
+        self._playout = playout
+
+    def add(self, position_ms: float, pcm: bytes, *, after_silence: bool) -> None:
+        """Agent audio (8 kHz, 16-bit) sent to play from ``position_ms``; ``after_silence``:
+        nothing was left to play before it."""
+        self._chunks.append((position_ms, pcm, after_silence))
+        while self._chunks and self._chunks[0][0] < position_ms - self._keep_ms:
+            self._chunks.popleft()
+
+    def played_audio(self, span_ms: float) -> bytes:
+        """8 kHz PCM of the agent audio played in the last ``span_ms`` of playout positions.
+
+        Where playout started from silence, silence precedes the audio, as the caller's line
+        heard it; if playout ended more than ``span_ms`` ago, nothing.
+        """
+        if self._playout is None or self._playout.silent_for_ms() > span_ms:
+            return b""
+        end = self._playout.heard_estimate_ms()
+        wanted = int(span_ms * PHONE_RATE_HZ / 1000) * 2
+        parts: list[bytes] = []
+        size = 0
+        for position, pcm, after_silence in reversed(self._chunks):
+            if position >= end:
+                continue
+            played = pcm[: min(len(pcm) // 2, int((end - position) * PHONE_RATE_HZ / 1000)) * 2]
+            piece = played[-(wanted - size):]
+            parts.append(piece)
+            size += len(piece)
+            if size >= wanted:
+                break
+            if after_silence:
+                parts.append(bytes(wanted - size))
+                break
+        return b"".join(reversed(parts))
 
 
 class EchoDetector:
     """Tells echo frames from the caller's own sound, against the agent audio just played.
 
-    The last ``block_ms`` of caller audio is matched against the last ``window_ms`` of agent
-    audio played (``ledger.played_audio``). Where the best match correlates at least
-    ``min_correlation``, the matched agent audio, scaled, is removed from the newest
-    frame: if what remains is ``residual_db`` below the frame (or below ``floor_dbfs``),
-    the frame was only echo. A caller talking over the echo leaves a loud remainder.
-    The echo's delay is remembered and tried first; the full search runs only when the
-    frame is not explained at that delay.
+    The last ``block_ms`` of caller audio (8 kHz) is matched against the last ``window_ms``
+    of agent audio played (``reference``, which this detector owns). Where the best match
+    correlates at least ``min_correlation``, the matched agent audio, scaled, is removed
+    from the newest frame: if what remains is ``residual_db`` below the frame (or below
+    ``floor_dbfs``), the frame was only echo. A caller talking over the echo leaves a loud
+    remainder. The echo's delay is remembered and tried first; the full search runs only
+    when the frame is not explained at that delay.
     """
 
     def __init__(
         self,
-        ledger: PlayoutLedger,
         *,
         min_correlation: float = 0.5,
         window_ms: float = 600.0,
@@ -42,7 +101,8 @@ class EchoDetector:
         residual_db: float = 10.0,
         floor_dbfs: float = -42.0,
     ) -> None:
-        self._ledger = ledger
+        self.reference = EchoReference()
+        """The agent audio played (fed by the transport that plays it)."""
         self._min_correlation = min_correlation
         self._window_ms = window_ms
         self._residual_db = residual_db
@@ -58,7 +118,7 @@ class EchoDetector:
         self._recent.append(samples)
         mic = np.concatenate(self._recent).astype(np.float64)
         played = np.frombuffer(
-            self._ledger.played_audio(self._window_ms + len(mic) * 1000 / PHONE_RATE_HZ),
+            self.reference.played_audio(self._window_ms + len(mic) * 1000 / PHONE_RATE_HZ),
             dtype=np.int16,
         ).astype(np.float64)
         if played.size < mic.size or not played.any():
@@ -81,7 +141,7 @@ class EchoDetector:
         if energy == 0:
             return False
         residual = latest - (reference @ latest) / energy * reference
-        return dbfs(residual) < max(self._floor_dbfs, dbfs(latest) - self._residual_db)
+        return level_dbfs(residual) < max(self._floor_dbfs, level_dbfs(latest) - self._residual_db)
 
     def hear(self, samples: np.ndarray) -> None:
         """Keep ``samples`` as recent caller audio without checking it (a quiet frame)."""

@@ -14,11 +14,15 @@ from patter._pipecat import (
     FrameProcessor,
     InputAudioRawFrame,
     InterruptionFrame,
+    SileroVADAnalyzer,
+    StartFrame,
+    VADAnalyzer,
     VADParams,
 )
-from patter._shared_models import SharedSileroVADAnalyzer
-from patter.processors._echo import EchoDetector, dbfs
-from patter.transports.playout import PlayoutLedger
+from patter.audio import PHONE_RATE_HZ, level_dbfs
+from patter.errors import PatterConfigError
+from patter.processors._echo import EchoDetector
+from patter.processors.agent_speech import AgentSpeech, SpeechFromFrames
 
 logger = get_logger(__name__)
 
@@ -28,7 +32,8 @@ is reached ~0.2 s into speech that follows silence (its volume is smoothed), whi
 every barge-in and misses short words ("No."); 0.5 (-60 LUFS) is still above line noise."""
 ECHO_FLOOR_DBFS = -60.0
 """Quieter caller frames are not checked for echo (nothing to mistake for speech)."""
-PHONE_RATE_HZ = 8000
+SUPPORTED_RATES_HZ = (8000, 16000)
+"""Caller audio rates the guard's Silero VAD can score."""
 SPEECH_CONFIDENCE = 0.7
 """Silero's confidence that a 32 ms window is speech (Pipecat's VAD default)."""
 
@@ -48,41 +53,48 @@ class _State(enum.Enum):
 class BargeInGuard(FrameProcessor):
     """Silence the agent at the caller's first sound; interrupt it once that is speech.
 
-    Consumes (downstream): ``InputAudioRawFrame`` (8 kHz mono 16-bit PCM).
+    Consumes (downstream): ``InputAudioRawFrame`` (mono 16-bit PCM at 8 or 16 kHz).
     Emits: the same frames, in order; a frame that is only the echo of the agent's own
-    voice (see ``EchoDetector``) is replaced by silence, so VAD and STT never take the
-    agent for the caller. Frames where the caller speaks over the echo pass unchanged.
-    Then, while the agent is speaking:
+    voice (see ``EchoDetector``; 8 kHz audio) is replaced by silence, so VAD and STT never
+    take the agent for the caller. Frames where the caller speaks over the echo pass
+    unchanged. Then, while the agent is speaking:
 
-    1. After ``onset_ms`` of caller sound above the noise floor: ``ledger.pause()``. The
+    1. After ``onset_ms`` of caller sound above the noise floor: ``speech.pause()``. The
        Twilio output stops feeding Twilio; the caller stops hearing the agent within the
        output's lead (~0.1 s).
     2. Once ``min_speech_s`` of it is speech (Silero, like the user aggregator's VAD, but
        counted from the sound's onset): an ``InterruptionFrame`` both ways, at once — the
        output clears Twilio's buffer and cuts the turn where the caller heard it; LLM and
        TTS work in flight is cancelled.
-    3. If it is not speech — a cough, a click, a short noise: ``ledger.resume()`` after
+    3. If it is not speech — a cough, a click, a short noise: ``speech.resume()`` after
        ``quiet_resume_ms`` of quiet (or at most ``max_pause_ms`` into steady noise). The
        agent goes on exactly where it stopped; nothing was cleared or lost.
 
-    The AI disclosure is never paused or interrupted (the ledger refuses while it plays).
-    Watches: ``InterruptionFrame`` from elsewhere (VAD, keypad): the pause became a cut.
+    The AI disclosure is never paused or interrupted (the Twilio transport refuses while
+    it plays). Watches: ``InterruptionFrame`` from elsewhere (VAD, keypad): the pause
+    became a cut; without ``speech``, ``BotStartedSpeakingFrame`` /
+    ``BotStoppedSpeakingFrame`` tell when the agent speaks (see ``SpeechFromFrames``).
     Passes through: every other frame, unchanged. Place it right after the transport input.
+    At an input rate other than 8 or 16 kHz it reports a ``PatterConfigError`` (an
+    ``ErrorFrame`` upstream) and lets every frame pass untouched.
 
     Args:
-        ledger: The playout ledger shared with the Twilio output.
+        speech: The agent's voice, to pause and resume (the Twilio transport's ``speech``);
+            default: followed from frames, never paused.
         min_speech_s: Speech needed to interrupt (``agent(min_barge_in_s=...)``).
         onset_ms: Caller sound needed before pausing.
         min_level_dbfs: Sound below this level never counts as the caller.
         snr_db: How far above the noise floor a frame must be to count as caller sound.
         quiet_resume_ms: Quiet after which an unconfirmed pause is a false alarm.
         max_pause_ms: Longest pause without a confirmed interruption (steady noise).
-        echo: The echo detector (default: one on ``ledger``).
+        echo: The echo detector (default: a new one, fed by ``speech``).
+        vad: The Silero analyzer scoring speech (default: a new one); its rate is set
+            from the audio.
     """
 
     def __init__(
         self,
-        ledger: PlayoutLedger,
+        speech: AgentSpeech | None = None,
         *,
         min_speech_s: float = 0.25,
         onset_ms: float = 40.0,
@@ -91,21 +103,26 @@ class BargeInGuard(FrameProcessor):
         quiet_resume_ms: float = 150.0,
         max_pause_ms: float = 1200.0,
         echo: EchoDetector | None = None,
+        vad: VADAnalyzer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.ledger = ledger
+        frames_speech = SpeechFromFrames()
+        self.speech: AgentSpeech = speech if speech is not None else frames_speech
+        """The agent's voice the guard pauses and resumes."""
+        self._frames_speech = frames_speech if speech is None else None
         self._min_speech_ms = min_speech_s * 1000
         self._onset_ms = onset_ms
         self._min_level_dbfs = min_level_dbfs
         self._snr_db = snr_db
         self._quiet_resume_ms = quiet_resume_ms
         self._max_pause_ms = max_pause_ms
-        self._echo = echo or EchoDetector(ledger, floor_dbfs=min_level_dbfs)
-        self._vad = SharedSileroVADAnalyzer(sample_rate=PHONE_RATE_HZ)
-        self._vad.set_sample_rate(PHONE_RATE_HZ)
+        self._echo = echo or EchoDetector(floor_dbfs=min_level_dbfs)
+        self.vad = vad or SileroVADAnalyzer()
+        """The Silero analyzer (reuse it in a replacement guard to skip loading a model)."""
+        self._sample_rate_hz = 0  # not known until the pipeline starts
         self._window = bytearray()
-        self._window_bytes = self._vad.num_frames_required() * 2
+        self._window_bytes = 0
         self._state = _State.LISTENING
         self._loud_ms = 0.0
         self._quiet_ms = 0.0
@@ -126,11 +143,18 @@ class BargeInGuard(FrameProcessor):
         self._enabled = False
         if self._state is _State.PAUSED:
             self._state = _State.LISTENING
-            await self.ledger.resume()
+            await self.speech.resume()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Watch caller audio and interruptions; forward every frame."""
         await super().process_frame(frame, direction)
+        if self._frames_speech is not None:
+            self._frames_speech.observe(frame)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self.speech.feed_echo(self._echo.reference)
+            await self._use_rate(self.processor_setup.audio_in_sample_rate)
+            return
         if isinstance(frame, InterruptionFrame):
             if self._state is _State.PAUSED:
                 self._state = _State.LATCHED
@@ -142,20 +166,44 @@ class BargeInGuard(FrameProcessor):
             await self._on_audio(frame)
         await self.push_frame(frame, direction)
 
+    async def _use_rate(self, sample_rate_hz: int) -> None:
+        """Score speech at ``sample_rate_hz``; at a rate Silero cannot score, report a
+        configuration error once and stand aside."""
+        if sample_rate_hz not in SUPPORTED_RATES_HZ:
+            self._enabled = False
+            error = PatterConfigError(
+                f"BargeInGuard needs caller audio at 8000 or 16000 Hz, got {sample_rate_hz} Hz: "
+                "set PipelineParams(audio_in_sample_rate=8000 or 16000) or the input "
+                "transport's audio_in_sample_rate."
+            )
+            logger.error("barge-in guard disabled: unsupported sample rate",
+                         extra={"sample_rate_hz": sample_rate_hz})
+            await self.push_error(str(error), exception=error)
+            return
+        self._sample_rate_hz = sample_rate_hz
+        self.vad.set_sample_rate(sample_rate_hz)
+        self._window_bytes = self.vad.num_frames_required() * 2
+        self._window.clear()
+
     async def _on_audio(self, frame: InputAudioRawFrame) -> None:
         samples = np.frombuffer(frame.audio, dtype=np.int16)
-        if samples.size == 0 or frame.sample_rate != PHONE_RATE_HZ or frame.num_channels != 1:
+        if samples.size == 0 or frame.num_channels != 1:
             return
-        frame_ms = samples.size * 1000 / PHONE_RATE_HZ
-        level = dbfs(samples)
+        if frame.sample_rate != self._sample_rate_hz:
+            await self._use_rate(frame.sample_rate)
+            if not self._enabled:
+                return
+        frame_ms = samples.size * 1000 / frame.sample_rate
+        level = level_dbfs(samples)
         self._floor_dbfs = min(level, self._floor_dbfs + 0.02 * frame_ms / 20)
         loud = level > max(self._min_level_dbfs, self._floor_dbfs + self._snr_db)
-        if level <= ECHO_FLOOR_DBFS:
-            self._echo.hear(samples)
-        elif self._echo.is_echo(samples):
-            self.echo_frames += 1
-            frame.audio = bytes(len(frame.audio))
-            loud = False
+        if frame.sample_rate == PHONE_RATE_HZ:  # the echo reference is phone audio
+            if level <= ECHO_FLOOR_DBFS:
+                self._echo.hear(samples)
+            elif self._echo.is_echo(samples):
+                self.echo_frames += 1
+                frame.audio = bytes(len(frame.audio))
+                loud = False
         self._count_speech(frame.audio if loud else b"")
         await self._step(loud, frame_ms)
 
@@ -169,32 +217,35 @@ class BargeInGuard(FrameProcessor):
         while len(self._window) >= self._window_bytes:
             window = bytes(self._window[: self._window_bytes])
             del self._window[: self._window_bytes]
-            speech = self._vad.voice_confidence(window) >= SPEECH_CONFIDENCE
-            self._speech_ms = self._speech_ms + len(window) / 16 if speech else 0.0
+            speech = self.vad.voice_confidence(window) >= SPEECH_CONFIDENCE
+            window_ms = len(window) / 2 * 1000 / self._sample_rate_hz
+            self._speech_ms = self._speech_ms + window_ms if speech else 0.0
 
     async def _step(self, loud: bool, frame_ms: float) -> None:
-        if self._state is _State.PAUSED and not self.ledger.paused:
+        if self._state is _State.PAUSED and not self.speech.paused:
             self._state = _State.LATCHED  # cut by an interruption from elsewhere
         self._quiet_ms = 0.0 if loud else self._quiet_ms + frame_ms
         if self._state is _State.LISTENING:
             self._loud_ms = self._loud_ms + frame_ms if loud else 0.0
-            if self._loud_ms >= self._onset_ms and self.ledger.pause():
+            if self._loud_ms >= self._onset_ms and self.speech.pause():
                 self._state, self._paused_ms = _State.PAUSED, 0.0
                 self.pauses += 1
                 logger.debug("caller sound: agent paused")
         elif self._state is _State.PAUSED:
             self._paused_ms += frame_ms
-            if self._speech_ms >= self._min_speech_ms and self.ledger.speaking:
+            if self._speech_ms >= self._min_speech_ms and self.speech.speaking:
                 self._state = _State.LATCHED
                 self.interruptions += 1
                 logger.debug("caller speech: agent interrupted",
                              extra={"paused_ms": round(self._paused_ms)})
                 await self.broadcast_interruption()
+                if self._frames_speech is not None:  # it does not see its own frames
+                    self._frames_speech.interrupted()
             elif self._quiet_ms >= self._quiet_resume_ms or self._paused_ms >= self._max_pause_ms:
                 self._state = _State.LATCHED if loud else _State.LISTENING
                 self._loud_ms = 0.0
                 logger.debug("no speech followed: agent resumed",
                              extra={"paused_ms": round(self._paused_ms)})
-                await self.ledger.resume()
+                await self.speech.resume()
         elif self._quiet_ms >= self._quiet_resume_ms:
             self._state, self._loud_ms = _State.LISTENING, 0.0

@@ -14,7 +14,6 @@ from patter._pipecat import (
 )
 from patter._turns import TurnRecorder
 from patter.events import Event, History
-from patter.transports.playout import PlayoutLedger
 
 NOTE = {"role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT}
 
@@ -32,7 +31,7 @@ class Recorded:
             self.queued.extend(frames)
 
         self.turns = TurnRecorder(
-            context=self.context, history=self.history, ledger=PlayoutLedger(),
+            context=self.context, history=self.history, speaking=lambda: False,
             callbacks=Callbacks(), event=lambda **fields: Event(**fields), queue=queue,
             ending=lambda: self.ending,
         )

@@ -5,6 +5,7 @@ from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_input import TwilioMediaInput
 from patter.transports.twilio_output import TwilioMediaOutput
 from patter.transports.twilio_rest import TwilioRest
+from patter.transports.twilio_speech import TwilioAgentSpeech
 from patter.transports.twilio_transport import TwilioMediaTransport, phone_transport_params
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "PlayoutLedger",
     "StreamRejected",
     "StreamStart",
+    "TwilioAgentSpeech",
     "TwilioMediaInput",
     "TwilioMediaOutput",
     "TwilioMediaTransport",

@@ -5,6 +5,11 @@ before it has played; ``clear`` empties the buffer. Marks are therefore the only
 about what the caller heard. Positions are milliseconds of agent audio since the stream
 started (audio dropped by ``clear`` still counts, so positions only grow); each mark is
 named with the position it closes.
+
+The ledger is private to the Twilio transport: the input records mark echoes here, the
+output sends by it and pushes the frames it holds once heard (from the output's own
+tasks). Processors see the agent's voice through ``AgentSpeech`` (the transport's
+``speech``), never through the ledger.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from patter._log import get_logger
@@ -20,8 +25,6 @@ from patter.transports.heard_text import SpokenText
 
 logger = get_logger(__name__)
 
-REFERENCE_MS = 3000.0
-"""How much recently sent agent audio is kept (the reference for echo detection)."""
 RTT_SAMPLES = 8
 
 
@@ -51,6 +54,9 @@ class Cut:
 @dataclass
 class PlayoutLedger:
     """Positions of agent audio sent and heard, plus the frames waiting to be heard.
+
+    Held frames are not pushed from here: ``frames_heard`` is set once some can go, and
+    the output takes them (``take_heard``) and pushes them from its own task.
 
     Attributes:
         sent_ms: Agent audio sent to Twilio so far.
@@ -82,8 +88,7 @@ class PlayoutLedger:
     _heard_at: float = 0.0
     _rtt_samples: deque[float] = field(default_factory=lambda: deque(maxlen=RTT_SAMPLES))
     _held_back: bool = False
-    _reference: deque[tuple[float, bytes, bool]] = field(default_factory=deque)
-    _release: Callable[[object], Awaitable[None]] | None = None
+    frames_heard: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def unheard_ms(self) -> float:
@@ -95,9 +100,11 @@ class PlayoutLedger:
         """Whether agent audio is unheard at Twilio or held back by a pause."""
         return self.unheard_ms > 0 or self._held_back
 
-    def set_releaser(self, release: Callable[[object], Awaitable[None]]) -> None:
-        """Where held frames go once the audio before them has been heard."""
-        self._release = release
+    def silent_for_ms(self) -> float:
+        """How long the caller's end has had no agent audio left to play (0 while playing)."""
+        if self.unheard_ms > 0:
+            return 0.0
+        return (self.clock() - self._heard_at) * 1000
 
     # ----- sending --------------------------------------------------------------------------
 
@@ -107,13 +114,11 @@ class PlayoutLedger:
         *,
         protected: bool = False,
         carries_text: bool = True,
-        pcm: bytes = b"",
     ) -> str:
         """Record ``duration_ms`` of audio as sent; returns the mark name that closes it.
 
         ``protected`` audio (the disclosure) cannot be cleared; ``carries_text=False`` keeps
         audio out of the text spans (audio without text, or sent just as a clear went out).
-        ``pcm`` (8 kHz, 16-bit) is kept for a few seconds as the echo reference.
         """
         now = self.clock()
         from_idle = self.unheard_ms == 0
@@ -121,10 +126,6 @@ class PlayoutLedger:
             self._heard_at = now  # Twilio starts playing it now
         if carries_text and not protected:
             self.text.note_audio_sent(self.sent_ms)
-        if pcm:
-            self._reference.append((self.sent_ms, pcm, from_idle))
-            while self._reference and self._reference[0][0] < self.sent_ms - REFERENCE_MS:
-                self._reference.popleft()
         self.sent_ms += duration_ms
         if protected:
             self.protected_until_ms = self.sent_ms
@@ -150,7 +151,6 @@ class PlayoutLedger:
                         self._advance(min(self.sent_ms, self.heard_ms + stalled_ms))
                 finally:
                     self._held_back = False
-        await self._release_heard()
 
     # ----- hearing ----------------------------------------------------------------------------
 
@@ -164,7 +164,6 @@ class PlayoutLedger:
         if position <= self.heard_ms:
             return
         self._advance(min(position, self.sent_ms), echoed=True)
-        await self._release_heard()
         await self._notify()
 
     def heard_estimate_ms(self) -> float:
@@ -177,38 +176,23 @@ class PlayoutLedger:
         elapsed_ms = (self.clock() - self._heard_at) * 1000
         return min(self.heard_ms + elapsed_ms, self._pending_marks[0].position, self.sent_ms)
 
-    def played_audio(self, span_ms: float) -> bytes:
-        """8 kHz PCM of the agent audio played in the last ``span_ms`` of playout positions.
+    def hold(self, frame: object) -> bool:
+        """Keep ``frame`` until the audio sent before it has been heard; False if it may go
+        on at once (everything sent was heard and no frame waits before it)."""
+        if not self._held and (self.heard_ms >= self.sent_ms or self.stream_closed):
+            return False
+        self._held.append((self.sent_ms, frame))
+        self._signal_heard()
+        return True
 
-        Where playout started from silence, silence precedes the audio, as the caller's line
-        heard it; if playout ended more than ``span_ms`` ago, nothing.
-        """
-        if self.unheard_ms == 0 and (self.clock() - self._heard_at) * 1000 > span_ms:
-            return b""
-        end = self.heard_estimate_ms()
-        wanted = int(span_ms * 8) * 2  # bytes at 8 kHz, 16-bit
-        parts: list[bytes] = []
-        size = 0
-        for position, pcm, after_silence in reversed(self._reference):
-            if position >= end:
-                continue
-            played = pcm[: min(len(pcm) // 2, int((end - position) * 8)) * 2]
-            piece = played[-(wanted - size):]
-            parts.append(piece)
-            size += len(piece)
-            if size >= wanted:
-                break
-            if after_silence:
-                parts.append(bytes(wanted - size))
-                break
-        return b"".join(reversed(parts))
-
-    async def hold(self, frame: object) -> None:
-        """Keep ``frame`` until the audio sent before it has been heard, then release it."""
-        if not self._held and self.heard_ms >= self.sent_ms:
-            await self._emit(frame)
-        else:
-            self._held.append((self.sent_ms, frame))
+    def take_heard(self) -> list[object]:
+        """The held frames whose audio has been heard (all of them once the stream closed),
+        in order; they are no longer held."""
+        frames: list[object] = []
+        while self._held and (self.stream_closed or self._held[0][0] <= self.heard_ms):
+            frames.append(self._held.popleft()[1])
+        self.frames_heard.clear()
+        return frames
 
     async def wait_until_heard(self, timeout_s: float) -> bool:
         """Wait until all audio sent so far has been heard; False on timeout or closed stream."""
@@ -251,9 +235,10 @@ class PlayoutLedger:
         Returns the cut: the playout position (``heard_estimate_ms``), the text heard of
         the cut speech, and whether Twilio's buffer needs a ``clear`` (agent audio was
         unheard or held back). Everything not yet heard is dropped: interruptible held
-        frames too; uninterruptible ones are released by ``flush_uninterruptible``.
+        frames too; uninterruptible ones may go on (``take_heard``).
         """
         heard = self.heard_estimate_ms()
+        self._held = deque((p, f) for p, f in self._held if not getattr(f, "interruptible", True))
         cut = Cut(heard, self.sent_ms, self.text.heard(heard), cleared=self.speaking)
         if cut.cleared:
             self.cuts.append(cut)
@@ -266,18 +251,10 @@ class PlayoutLedger:
         await self._notify()
         return cut
 
-    async def flush_uninterruptible(self) -> None:
-        """Release held frames that must survive an interruption; drop the others."""
-        kept = [f for _, f in self._held if not getattr(f, "interruptible", True)]
-        self._held.clear()
-        for frame in kept:
-            await self._emit(frame)
-
     async def close(self) -> None:
-        """The stream is gone: release waiters and every held frame."""
+        """The stream is gone: release waiters, and every held frame may go on."""
         self.stream_closed = True
-        while self._held:
-            await self._emit(self._held.popleft()[1])
+        self._signal_heard()
         await self._notify()
 
     # ----- internals ----------------------------------------------------------------------------
@@ -286,6 +263,8 @@ class PlayoutLedger:
         now = self.clock()
         self.heard_ms = position
         self._heard_at = now
+        self.text.forget_heard(position)
+        self._signal_heard()
         while self._pending_marks and self._pending_marks[0].position <= position:
             mark = self._pending_marks.popleft()
             if echoed and mark.idle_ms is not None:
@@ -300,11 +279,6 @@ class PlayoutLedger:
         async with self._progress:
             self._progress.notify_all()
 
-    async def _release_heard(self) -> None:
-        while self._held and self._held[0][0] <= self.heard_ms:
-            await self._emit(self._held.popleft()[1])
-        self.text.forget_heard(self.heard_ms)
-
-    async def _emit(self, frame: object) -> None:
-        if self._release is not None:
-            await self._release(frame)
+    def _signal_heard(self) -> None:
+        if self._held and (self.stream_closed or self._held[0][0] <= self.heard_ms):
+            self.frames_heard.set()

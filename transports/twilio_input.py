@@ -38,8 +38,9 @@ class TwilioMediaInput(BaseInputTransport):
     """Turn Twilio's inbound messages into frames.
 
     Consumes (from the socket): ``media`` → ``InputAudioRawFrame`` (8 kHz PCM);
-    ``dtmf`` → ``InputDTMFFrame``; ``mark`` → the playout ledger (what the caller has
-    heard); ``stop`` or a closed socket → ``on_stream_end("stop" | "disconnect")``.
+    ``dtmf`` → ``InputDTMFFrame``; ``mark`` → recorded in the playout ledger (what the
+    caller has heard; the output pushes the frames that were waiting for it, from its own
+    task); ``stop`` or a closed socket → ``on_stream_end("stop" | "disconnect")``.
     Malformed messages are logged (rate-limited) and skipped (``_stream_messages``); an
     oversize one → ``on_stream_end("protocol")``; any unexpected failure of the receive
     loop is logged with its traceback → ``on_stream_end("error")``, so the call ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import audioop
 import base64
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from patter._pipecat import (
 )
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.playout import PlayoutLedger
+from patter.transports.twilio_speech import TwilioAgentSpeech
 
 logger = get_logger(__name__)
 
@@ -42,13 +44,14 @@ class TwilioMediaOutput(BaseOutputTransport):
 
     Consumes: ``OutputAudioRawFrame`` → mu-law ``media`` followed by a ``mark`` per chunk,
     sent only while less than ``ledger.lead_ms`` of audio is unheard and no barge-in
-    pause is in force (``ledger.pause()``); ``InterruptionFrame`` → ``clear`` at once
+    pause is in force (``speech.pause()``); ``InterruptionFrame`` → ``clear`` at once
     (unless the AI disclosure is still playing), the audio and text not yet heard are
     dropped, and ``on_interrupted(heard_text_of_the_cut_speech)`` is called.
     Emits downstream: every non-system frame only once the caller has heard the audio
-    before it (so the assistant context holds what was heard, not what was sent). All
-    frames travel in order with the audio: word timestamps (``pts``) are not used for
-    timing, the marks are.
+    before it (so the assistant context holds what was heard, not what was sent), pushed
+    from this processor's own tasks when the input transport records the mark that says
+    so. All frames travel in order with the audio: word timestamps (``pts``) are not used
+    for timing, the marks are. ``speech`` is the agent's voice for the barge-in guard.
     """
 
     def __init__(
@@ -68,23 +71,28 @@ class TwilioMediaOutput(BaseOutputTransport):
         self._end_timeout_s = end_timeout_s
         self._resampler = create_stream_resampler()
         self._stale_below_id = 0  # interruptible audio created before the last cut
-        ledger.set_releaser(self._release)
+        self.speech = TwilioAgentSpeech(ledger)
+        """The agent's voice on this stream, for the barge-in guard."""
+        self._release_lock = asyncio.Lock()  # held frames leave in order, one task at a time
+        self._release_task: asyncio.Task[None] | None = None
 
     async def start(self, frame: StartFrame) -> None:
-        """Start the media sender."""
+        """Start the media sender and the release of held frames."""
         await super().start(frame)
+        if self._release_task is None:
+            self._release_task = self.create_task(self._release_heard_frames())
         await self.set_transport_ready(frame)
 
     async def stop(self, frame: EndFrame) -> None:
         """Finish sending, then wait until the caller has heard it all (bounded)."""
         await super().stop(frame)
         await self._ledger.wait_until_heard(self._end_timeout_s)
-        await self._ledger.close()
+        await self._close()
 
     async def cancel(self, frame: CancelFrame) -> None:
         """Stop at once; held frames are released so nothing downstream waits."""
         await super().cancel(frame)
-        await self._ledger.close()
+        await self._close()
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         """Encode one chunk, wait for room in Twilio's buffer, send it and its mark.
@@ -102,11 +110,13 @@ class TwilioMediaOutput(BaseOutputTransport):
             return False
         if not await self._socket.send_media(base64.b64encode(ulaw).decode("ascii")):
             return False
+        if self.speech.echo is not None:
+            self.speech.echo.add(self._ledger.sent_ms, audioop.ulaw2lin(ulaw, 2),
+                                 after_silence=self._ledger.unheard_ms == 0)
         mark = self._ledger.note_sent(
             len(ulaw) / 8,
             protected=not frame.interruptible,
             carries_text=not self._stale(frame),
-            pcm=audioop.ulaw2lin(ulaw, 2),
         )
         await self._socket.send_mark(mark)
         return True
@@ -131,7 +141,10 @@ class TwilioMediaOutput(BaseOutputTransport):
                 self._ledger.text.note_text_sent(frame.text, self._ledger.sent_ms)
             elif isinstance(frame, (LLMFullResponseEndFrame, LLMAssistantPushAggregationFrame)):
                 self._ledger.text.note_turn_end(self._ledger.sent_ms)
-            await self._ledger.hold(frame)
+            async with self._release_lock:
+                if self._ledger.hold(frame):
+                    return
+                await super().push_frame(frame, direction)
             return
         await super().push_frame(frame, direction)
 
@@ -171,9 +184,25 @@ class TwilioMediaOutput(BaseOutputTransport):
                 extra={"heard_ms": round(cut.heard_ms),
                        "dropped_ms": round(cut.sent_ms - cut.heard_ms)},
             )
-        await self._ledger.flush_uninterruptible()
+        await self._push_heard()  # what must survive a cut (checkpoints)
         if self._on_interrupted is not None:
             await self._on_interrupted(cut.heard_text)
 
-    async def _release(self, frame: object) -> None:
-        await super().push_frame(frame, FrameDirection.DOWNSTREAM)  # type: ignore[arg-type]
+    async def _release_heard_frames(self) -> None:
+        """Push held frames once heard: the input transport only records the marks."""
+        while True:
+            await self._ledger.frames_heard.wait()
+            await self._push_heard()
+
+    async def _push_heard(self) -> None:
+        async with self._release_lock:
+            for frame in self._ledger.take_heard():
+                await super().push_frame(frame, FrameDirection.DOWNSTREAM)  # type: ignore[arg-type]
+
+    async def _close(self) -> None:
+        """The stream is done: every held frame goes now, then the release task stops."""
+        await self._ledger.close()
+        await self._push_heard()
+        if self._release_task is not None:
+            await self.cancel_task(self._release_task)
+            self._release_task = None

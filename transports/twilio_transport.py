@@ -1,4 +1,8 @@
-"""The Twilio Media Streams transport: an input and an output sharing one playout ledger."""
+"""The Twilio Media Streams transport: an input and an output sharing one playout ledger.
+
+The ledger is the transport's own: the input records Twilio's mark echoes in it, the
+output paces and holds by it. Outside, the agent's voice is ``speech`` (``AgentSpeech``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_input import StreamEndCallback, TwilioMediaInput
 from patter.transports.twilio_output import InterruptedCallback, TwilioMediaOutput
+from patter.transports.twilio_speech import TwilioAgentSpeech
 
 PHONE_RATE_HZ = 8000
 
@@ -24,7 +29,11 @@ def phone_transport_params(*, chunk_ms: int = 40) -> TransportParams:
 
 
 class TwilioMediaTransport(BaseTransport):
-    """``input()`` and ``output()`` processors for one Twilio Media Stream."""
+    """``input()`` and ``output()`` processors for one Twilio Media Stream.
+
+    ``ledger`` (optional) sets the pacing (``PlayoutLedger(lead_ms=...)``); give a
+    ``BargeInGuard`` this transport's ``speech``.
+    """
 
     def __init__(
         self,
@@ -36,10 +45,15 @@ class TwilioMediaTransport(BaseTransport):
         params: TransportParams | None = None,
     ) -> None:
         super().__init__()
-        self.ledger = ledger or PlayoutLedger()
+        ledger = ledger or PlayoutLedger()
         params = params or phone_transport_params()
-        self._input = TwilioMediaInput(socket, self.ledger, params, on_stream_end=on_stream_end)
-        self._output = TwilioMediaOutput(socket, self.ledger, params, on_interrupted=on_interrupted)
+        self._input = TwilioMediaInput(socket, ledger, params, on_stream_end=on_stream_end)
+        self._output = TwilioMediaOutput(socket, ledger, params, on_interrupted=on_interrupted)
+
+    @property
+    def speech(self) -> TwilioAgentSpeech:
+        """The agent's voice on this stream: what a ``BargeInGuard`` pauses and resumes."""
+        return self._output.speech
 
     def input(self) -> TwilioMediaInput:
         """The processor that reads the stream (put it first in the pipeline)."""

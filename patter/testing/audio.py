@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from patter._correlation import max_normalized_correlation
 from patter.audio import PHONE_RATE_HZ, frame_levels_dbfs
+from patter.processors._correlation import max_normalized_correlation
 
 _CACHE_DIR = Path(
     os.environ.get("PATTER_AUDIO_CACHE", Path(tempfile.gettempdir()) / "patter-audio")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from patter.pipeline import CallPipeline
+from patter.processors import BargeInGuard
 from patter.testing.audio import best_match, synthesize_speech, tone
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 from patter.testing.scenes import (
@@ -15,6 +17,7 @@ from patter.testing.scenes import (
     SENTENCES,
     proportional_words,
     reply_playing,
+    script,
 )
 
 
@@ -226,3 +229,32 @@ async def test_a_keypress_cut_reaches_the_llm_after_the_words_heard(world: Loopb
     history = await scene.history_at_end()
     assert [(e["role"], e["text"]) for e in history[-3:]] == [
         ("assistant", cut), ("user", "[DTMF: 1]"), ("assistant", "You pressed one.")]
+
+
+async def test_a_guard_swapped_in_by_customize_pipeline_mutes_the_echo_and_cuts_the_agent(
+        world: LoopbackWorld) -> None:
+    guards: list[BargeInGuard] = []
+
+    def patient_guard(pipeline: CallPipeline) -> None:  # as docs/barge-in.md shows
+        default = pipeline["barge_in"]
+        assert isinstance(default, BargeInGuard)
+        guards.append(BargeInGuard(default.speech, vad=default.vad, quiet_resume_ms=300))
+        pipeline.replace("barge_in", guards[0])
+
+    script(world)
+    patter = world.patter()
+    await world.serve(patter, patter.agent("You are a restaurant host.",
+                                           customize_pipeline=patient_guard))
+    call = await world.call_in()
+    assert call.phone is not None
+    phone = call.phone
+    await phone.wait_until_quiet(quiet_s=0.6, timeout=30)
+    phone.microphone.echo_gain, phone.microphone.echo_delay_s = 0.3, 0.12
+    phone.say_text(QUESTION)
+    await wait_for(lambda: len(world.openai.chat_requests) == 1, timeout=30)
+    await phone.wait_for_heard(phone.heard_voiced_s + 1.5, timeout=30)
+    assert phone.received_of("clear") == [] and guards[0].echo_frames > 0
+
+    phone.say_text(INTERRUPTION)
+    await phone.wait_for_received("clear", timeout=10)
+    assert guards[0].interruptions == 1

@@ -17,6 +17,7 @@ from patter._pipecat import (
     TTSStoppedFrame,
     TTSTextFrame,
 )
+from patter.processors import EchoReference
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 from patter.testing.audio import tone
 from patter.testing.harness import wait_for
@@ -59,24 +60,20 @@ def announced(text: str) -> AggregatedTextFrame:
 # ----- the ledger --------------------------------------------------------------------------
 
 
-async def test_a_mark_echo_moves_the_heard_position_and_releases_frames_heard() -> None:
+async def test_a_mark_echo_moves_the_heard_position_and_signals_the_frames_heard() -> None:
     ledger = PlayoutLedger()
-    released: list[object] = []
-
-    async def release(frame: object) -> None:
-        released.append(frame)
-
-    ledger.set_releaser(release)
     assert ledger.note_sent(40) == "40"
-    await ledger.hold("after 40")
+    assert ledger.hold("after 40")
     assert ledger.note_sent(40) == "80"
-    await ledger.hold("after 80")
-    assert ledger.unheard_ms == 80 and released == []
+    assert ledger.hold("after 80")
+    assert ledger.unheard_ms == 80 and not ledger.frames_heard.is_set()
 
-    await ledger.on_mark("40")
-    assert ledger.heard_ms == 40 and released == ["after 40"]
+    await ledger.on_mark("40")  # the input only records it; the output takes the frames
+    assert ledger.heard_ms == 40 and ledger.frames_heard.is_set()
+    assert ledger.take_heard() == ["after 40"] and not ledger.frames_heard.is_set()
     await ledger.on_mark("80")
-    assert released == ["after 40", "after 80"] and ledger.unheard_ms == 0
+    assert ledger.take_heard() == ["after 80"] and ledger.unheard_ms == 0
+    assert not ledger.hold("nothing unheard: goes at once")
     await ledger.on_mark("40")  # stale
     await ledger.on_mark("not-ours")
     assert ledger.heard_ms == 80
@@ -116,25 +113,18 @@ async def test_the_disclosure_cannot_be_paused_or_cleared_while_it_plays() -> No
 
 async def test_clear_drops_the_unheard_releases_uninterruptible_and_wakes_senders() -> None:
     ledger = PlayoutLedger(lead_ms=0, rtt_ms=0, clock=Clock())
-    released: list[object] = []
-
-    async def release(frame: object) -> None:
-        released.append(frame)
-
-    ledger.set_releaser(release)
     ledger.note_sent(40)
     ledger.note_sent(40)
     checkpoint = PlayoutCheckpointFrame(label="after the reply")
-    await ledger.hold(spoken("a sentence never heard"))
-    await ledger.hold(checkpoint)
+    ledger.hold(spoken("a sentence never heard"))
+    ledger.hold(checkpoint)
     sender = asyncio.create_task(ledger.wait_for_room())
     await ledger.on_mark("40")
 
     cut = await ledger.clear()
-    await ledger.flush_uninterruptible()
     await asyncio.wait_for(sender, 5)
     assert cut.cleared and cut.heard_ms == 40 and cut.sent_ms == 80
-    assert released == [checkpoint]
+    assert ledger.take_heard() == [checkpoint]
     assert ledger.cuts == [cut]
     await ledger.on_mark("80")  # Twilio echoes the cleared marks at once: stale
     assert ledger.heard_ms == 80 and ledger.unheard_ms == 0
@@ -187,14 +177,22 @@ async def test_the_round_trip_is_measured_from_audio_sent_into_an_empty_buffer()
     assert ledger.rtt_ms == pytest.approx(30)
 
 
-async def test_played_audio_is_the_reference_for_echo_with_silence_before_a_start() -> None:
-    ledger = PlayoutLedger()
+async def test_the_echo_reference_follows_the_marks_with_silence_before_a_start() -> None:
+    clock = Clock()
+    ledger = PlayoutLedger(clock=clock)
+    reference = EchoReference()
+    reference.follow(ledger)
     first, second = tone(300, 0.04), tone(500, 0.04)
-    ledger.note_sent(40, pcm=first)
-    ledger.note_sent(40, pcm=second)
+    reference.add(0, first, after_silence=True)
+    ledger.note_sent(40)
+    reference.add(40, second, after_silence=False)
+    ledger.note_sent(40)
+    assert reference.played_audio(60) == b""  # nothing played yet
     await ledger.on_mark("80")
-    assert ledger.played_audio(60) == first[-20 * 16:] + second
-    assert ledger.played_audio(100) == bytes(20 * 16) + first + second  # silence before it
+    assert reference.played_audio(60) == first[-20 * 16:] + second
+    assert reference.played_audio(100) == bytes(20 * 16) + first + second  # silence before it
+    clock.now += 0.2
+    assert reference.played_audio(100) == b""  # playout ended longer ago than that
 
 
 # ----- the text the caller heard -------------------------------------------------------------
