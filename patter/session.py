@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from patter._callbacks import Callbacks, fire
+from patter._callbacks import CallbackQueue, Callbacks, fire
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
@@ -31,6 +31,7 @@ from patter._prewarm import CallKit, build_kit
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter.agent import Agent, Tool
+from patter.errors import TwilioError
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
 from patter.processors.barge_in import BargeInGuard
@@ -124,11 +125,13 @@ class CallSession:
             ),
         )
         ledger = PlayoutLedger()
+        self._deliveries = CallbackQueue()
         self.turns = TurnRecorder(
             context=self.context,
             history=self.history,
             ledger=ledger,
             callbacks=callbacks,
+            deliveries=self._deliveries,
             event=self._event,
             queue=self.queue,
             ending=lambda: self.ended_by is not None,
@@ -212,7 +215,7 @@ class CallSession:
             self._running.set()
             # A call held for an answering machine verdict notes the disclosure once released.
             noted = self._answered.is_set() and self._note_disclosure()
-            await fire(self._callbacks.on_call_start, self._event())
+            self._deliveries.post(self._callbacks.on_call_start, self._event())
             if noted:
                 await self._announce_disclosure()
             if self._answered.is_set():
@@ -296,7 +299,7 @@ class CallSession:
 
     async def _announce_disclosure(self) -> None:
         disclosure = self._event(text=self.agent.disclosure, role="assistant")
-        await fire(self._callbacks.on_message, disclosure)
+        self._deliveries.post(self._callbacks.on_message, disclosure)
 
     async def _queue_first_message(self) -> None:
         # Once, and only into a running pipeline: run() queues it if it was released earlier.
@@ -329,7 +332,12 @@ class CallSession:
                                hold_music_url=self.agent.hold_music_url
                                or self._options.hold_music_url)
         logger.info("transfer", extra={"to": mask_number(number), "reason": reason[:200]})
-        if not await self._rest.redirect(self.info.call_sid, twiml):
+        try:
+            redirected = await self._rest.redirect(self.info.call_sid, twiml)
+        except TwilioError:
+            self.ended_by = self.transfer_to = None  # Twilio refused: the call goes on
+            raise
+        if not redirected:
             logger.info("transfer skipped: call already ended")
 
     async def _agent_hang_up(self) -> None:
@@ -357,6 +365,7 @@ class CallSession:
             **self.end_fields,
         )
         logger.info("call ended", extra={"ended_by": event["ended_by"]})
+        await self._deliveries.flush()
         await fire(self._callbacks.on_call_end, event)
 
     def _event(self, **fields: Any) -> Event:
