@@ -155,12 +155,12 @@ class CallControl:
         """Make ``error`` the transfer tool's result (it said "transferring") and run the
         LLM on it; the agent may act again."""
         self.acting = False
-        messages = [
-            {**m, "content": json.dumps({"error": error})}
-            if isinstance(m, dict) and m.get("role") == "tool"
-            and m.get("tool_call_id") == params.tool_call_id else m
-            for m in params.context.get_messages()
-        ]
+        messages = list(params.context.get_messages())
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and message.get("role") == "tool" \
+                    and message.get("tool_call_id") == params.tool_call_id:
+                messages[index] = {"role": "tool", "tool_call_id": params.tool_call_id,
+                                   "content": json.dumps({"error": error})}
         params.context.set_messages(messages)
         # Run by the assistant aggregator downstream: held while the agent is speaking.
         await params.llm.push_frame(LLMMessagesAppendFrame(messages=[], run_llm=True))

@@ -118,7 +118,7 @@ class TwilioRest:
             raise
         return True
 
-    async def _call(self, awaitable: Any, action: str) -> Any:
+    async def _call(self, awaitable: Any, action: str = "request") -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await awaitable
