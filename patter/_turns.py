@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from patter._callbacks import Callbacks, fire
+from patter._callbacks import CallbackQueue, Callbacks
 from patter._log import get_logger
 from patter._pipecat import (
     DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT,
@@ -43,6 +43,7 @@ class TurnRecorder:
         history: The call's history.
         speaking: Whether the agent is speaking (to the caller's ears) when a key is pressed.
         callbacks: ``on_transcript`` / ``on_message`` receive each entry.
+        deliveries: The call's callback queue (the chain never waits on a callback).
         event: Builds a call event from fields (adds the call's identity and history).
         queue: Queues frames at the head of the running pipeline.
         ending: Whether the call is ending (then no turn is answered any more).
@@ -55,6 +56,7 @@ class TurnRecorder:
         history: History,
         speaking: Callable[[], bool],
         callbacks: Callbacks,
+        deliveries: CallbackQueue,
         event: EventFactory,
         queue: FrameQueue,
         ending: Callable[[], bool],
@@ -63,6 +65,7 @@ class TurnRecorder:
         self._history = history
         self._speaking = speaking
         self._callbacks = callbacks
+        self._deliveries = deliveries
         self._event = event
         self._queue = queue
         self._turn_cut = False
@@ -103,7 +106,7 @@ class TurnRecorder:
     async def _add_user_entry(self, text: str) -> None:
         self._recoveries_in_a_row = 0
         self._history.add("user", text)
-        await fire(self._callbacks.on_transcript, self._event(text=text, role="user"))
+        self._deliveries.post(self._callbacks.on_transcript, self._event(text=text, role="user"))
 
     async def _answer_wordless_turn(self) -> None:
         """A caller turn with no words. If it cut off (or cancelled) the agent's answer to
@@ -135,7 +138,8 @@ class TurnRecorder:
             self._cuts += 1
             self._cut_recorded.notify_all()
         if heard_text:
-            await fire(self._callbacks.on_message, self._event(text=heard_text, role="assistant"))
+            self._deliveries.post(self._callbacks.on_message,
+                                  self._event(text=heard_text, role="assistant"))
 
     async def on_assistant_turn_started(self, _aggregator: Any) -> None:
         """A turn of the assistant aggregator began (its start was heard)."""
@@ -155,7 +159,8 @@ class TurnRecorder:
         text = (message.content or "").strip()
         if text:
             self._history.add("assistant", text)
-            await fire(self._callbacks.on_message, self._event(text=text, role="assistant"))
+            self._deliveries.post(self._callbacks.on_message,
+                                  self._event(text=text, role="assistant"))
 
     async def _cut_by_key_recorded(self) -> None:
         """A key pressed while the agent speaks cuts it (the DTMF injector interrupts first):

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from patter._callbacks import Callbacks, fire
+from patter._callbacks import CallbackQueue, Callbacks
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
@@ -35,6 +35,7 @@ from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter.agent import Agent, Tool
+from patter.errors import TwilioError
 from patter.events import Event, History
 from patter.pipeline import CallPipeline
 from patter.processors.barge_in import BargeInGuard
@@ -84,6 +85,7 @@ class CallPhase(enum.Enum):
         CONNECTING ───────────── chain runs ─────────────▶ LIVE
         CONNECTING_HELD ─ chain runs ─▶ HELD_FOR_AMD ─ answered() ─▶ LIVE
         CONNECTING_HELD ─ answered() ─▶ CONNECTING   (verdict in before the chain runs)
+        LIVE ─ transfer asked ─▶ TRANSFERRING ─ Twilio refused ─▶ LIVE
         any of these ─ hang-up, transfer, stream end, error ─▶ ENDING ─▶ ENDED
     """
 
@@ -95,6 +97,8 @@ class CallPhase(enum.Enum):
     """The chain runs; no agent audio, caller input held, until the verdict."""
     LIVE = "live"
     """The conversation runs: disclosure noted, first message queued."""
+    TRANSFERRING = "transferring"
+    """A transfer was asked of Twilio: the call ends with it, or goes on if Twilio refuses."""
     ENDING = "ending"
     """``ended_by`` is known; the stream and the chain are closing."""
     ENDED = "ended"
@@ -107,7 +111,8 @@ _NEXT_PHASES: dict[CallPhase, frozenset[CallPhase]] = {
         {CallPhase.CONNECTING, CallPhase.HELD_FOR_AMD, CallPhase.ENDING, CallPhase.ENDED}
     ),
     CallPhase.HELD_FOR_AMD: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
-    CallPhase.LIVE: frozenset({CallPhase.ENDING, CallPhase.ENDED}),
+    CallPhase.LIVE: frozenset({CallPhase.TRANSFERRING, CallPhase.ENDING, CallPhase.ENDED}),
+    CallPhase.TRANSFERRING: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
     CallPhase.ENDING: frozenset({CallPhase.ENDED}),
     CallPhase.ENDED: frozenset(),
 }
@@ -162,11 +167,13 @@ class CallSession:
                 standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()
             ),
         )
+        self._deliveries = CallbackQueue()
         self.turns = TurnRecorder(
             context=self.context,
             history=self.history,
             speaking=lambda: self.transport.speech.speaking,
             callbacks=callbacks,
+            deliveries=self._deliveries,
             event=self._event,
             queue=self.queue,
             ending=lambda: self.ending,
@@ -255,7 +262,7 @@ class CallSession:
             if self._phase is CallPhase.CONNECTING_HELD:
                 self._enter(CallPhase.HELD_FOR_AMD)
             live = self._phase is CallPhase.CONNECTING and self._enter(CallPhase.LIVE)
-            await fire(self._callbacks.on_call_start, self._event())
+            self._deliveries.post(self._callbacks.on_call_start, self._event())
             if live:
                 await self._greet()
             if self._options.max_duration_s:
@@ -290,7 +297,7 @@ class CallSession:
     @property
     def ending(self) -> bool:
         """Whether the call is ending or over (no turn is answered any more)."""
-        return self._phase in (CallPhase.ENDING, CallPhase.ENDED)
+        return self._phase in (CallPhase.TRANSFERRING, CallPhase.ENDING, CallPhase.ENDED)
 
     async def answered(self, *, speak_first_message: bool = True) -> None:
         """Release agent output held while an answering-machine check was pending."""
@@ -345,12 +352,13 @@ class CallSession:
         """
         if phase not in _NEXT_PHASES[self._phase]:
             return False
+        first_time_live = phase is CallPhase.LIVE and self._phase is not CallPhase.TRANSFERRING
         self._phase = phase
         if phase in (CallPhase.HELD_FOR_AMD, CallPhase.LIVE):
             self._chain_running.set()
         if phase in (CallPhase.CONNECTING, CallPhase.LIVE):
             self._released.set()
-        if phase is CallPhase.LIVE:
+        if first_time_live:
             self.history.add("assistant", self.agent.disclosure)
         return True
 
@@ -362,7 +370,7 @@ class CallSession:
     async def _greet(self) -> None:
         """Just gone live: report the disclosure, queue the first message."""
         disclosure = self._event(text=self.agent.disclosure, role="assistant")
-        await fire(self._callbacks.on_message, disclosure)
+        self._deliveries.post(self._callbacks.on_message, disclosure)
         if self._first_message:
             await self.queue(TTSSpeakFrame(self._first_message))
 
@@ -383,17 +391,21 @@ class CallSession:
     # ----- actions ----------------------------------------------------------------------
 
     async def _transfer(self, number: str, reason: str) -> None:
-        if self.ending:
-            logger.info("transfer skipped: the call is already ending",
-                        extra={"ended_by": self.ended_by})
+        if not self._enter(CallPhase.TRANSFERRING):
+            logger.info("transfer skipped: the call is not live", extra={"phase": self._phase.value})
             return
-        self._end_as("transfer")
-        self.transfer_to = number
+        self.ended_by, self.transfer_to = "transfer", number
         twiml = transfer_twiml(number, caller_id=self._options.caller_id,
                                hold_music_url=self.agent.hold_music_url
                                or self._options.hold_music_url)
         logger.info("transfer", extra={"to": mask_number(number), "reason": reason[:200]})
-        if not await self._rest.redirect(self.info.call_sid, twiml):
+        try:
+            redirected = await self._rest.redirect(self.info.call_sid, twiml)
+        except TwilioError:
+            self.ended_by = self.transfer_to = None  # Twilio refused: the call goes on
+            self._enter(CallPhase.LIVE)
+            raise
+        if not redirected:
             logger.info("transfer skipped: call already ended")
 
     async def _agent_hang_up(self) -> None:
@@ -420,6 +432,7 @@ class CallSession:
             **self._entry.end_fields(),
         )
         logger.info("call ended", extra={"ended_by": event["ended_by"]})
+        await self._deliveries.flush()
         await self._entry.end(event)
 
     def _event(self, **fields: Any) -> Event:

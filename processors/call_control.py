@@ -2,11 +2,13 @@
 
 Both act only after the caller has heard what the agent said before calling them
 (a ``PlayoutCheckpointFrame`` marks that point), so "Transferring you now" and
-"Goodbye" are never cut mid-word.
+"Goodbye" are never cut mid-word. A transfer Twilio refuses becomes the tool's error
+result, and the LLM answers the caller on the call that goes on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Collection
 
 from patter import _validate
@@ -15,15 +17,20 @@ from patter._pipecat import (
     FunctionCallParams,
     FunctionCallResultProperties,
     FunctionSchema,
+    LLMMessagesAppendFrame,
     LLMService,
 )
 from patter._tool_arguments import BadToolArguments, tool_arguments
-from patter.errors import PatterConfigError
+from patter.errors import PatterConfigError, TwilioError
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 
 logger = get_logger(__name__)
 
 ALREADY_ACTING = "the call is already being transferred or ended"
+TRANSFER_FAILED = (
+    "transfer failed: the phone network refused it (HTTP {status}). The caller is still on "
+    "the line: tell them the transfer did not work and offer another way to help."
+)
 
 TransferAction = Callable[[str, str], Awaitable[None]]
 EndAction = Callable[[], Awaitable[None]]
@@ -112,7 +119,13 @@ class CallControl:
 
         async def transfer() -> None:
             logger.info("transferring call", extra={"to": mask_number(number)})
-            await self._on_transfer(number, reason)
+            try:
+                await self._on_transfer(number, reason)
+            except TwilioError as exc:
+                logger.warning("transfer refused by twilio; the call goes on",
+                               extra={"to": mask_number(number), "status": exc.status,
+                                      "code": exc.code})
+                await self._transfer_failed(params, TRANSFER_FAILED.format(status=exc.status))
 
         await self._act_once_heard(params, "transferring", transfer)
 
@@ -143,6 +156,20 @@ class CallControl:
         checkpoint = PlayoutCheckpointFrame(label=params.function_name)
         await params.llm.push_frame(checkpoint)
         params.llm.create_task(_run_when_reached(checkpoint, action), params.function_name)
+
+    async def _transfer_failed(self, params: FunctionCallParams, error: str) -> None:
+        """Make ``error`` the transfer tool's result (it said "transferring") and run the
+        LLM on it; the agent may act again."""
+        self.acting = False
+        messages = list(params.context.get_messages())
+        for index, message in enumerate(messages):
+            if isinstance(message, dict) and message.get("role") == "tool" \
+                    and message.get("tool_call_id") == params.tool_call_id:
+                messages[index] = {"role": "tool", "tool_call_id": params.tool_call_id,
+                                   "content": json.dumps({"error": error})}
+        params.context.set_messages(messages)
+        # Run by the assistant aggregator downstream: held while the agent is speaking.
+        await params.llm.push_frame(LLMMessagesAppendFrame(messages=[], run_llm=True))
 
 
 async def _refuse(params: FunctionCallParams, error: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from patter._callbacks import Callbacks
+from patter._callbacks import CallbackQueue, Callbacks
 from patter._pipecat import (
     DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT,
     AssistantTurnStoppedMessage,
@@ -32,7 +32,8 @@ class Recorded:
 
         self.turns = TurnRecorder(
             context=self.context, history=self.history, speaking=lambda: False,
-            callbacks=Callbacks(), event=lambda **fields: Event(**fields), queue=queue,
+            callbacks=Callbacks(), deliveries=CallbackQueue(),
+            event=lambda **fields: Event(**fields), queue=queue,
             ending=lambda: self.ending,
         )
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from patter.testing._lifecycle import AsyncStartClose
 from patter.testing._server import LoopbackServer
+from patter.testing.faults import Fault, Faults
 
 #: Request headers that carry credentials and are never recorded.
 SECRET_HEADERS = frozenset({"authorization", "xi-api-key", "api-key", "sec-websocket-protocol"})
@@ -26,16 +30,35 @@ def first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return result
 
 
+class CutStream(Response):
+    """A streamed response that sends its headers and first body chunk, then ends the
+    connection abruptly (no final chunk): a stream cut mid-answer."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], *, media_type: str) -> None:
+        super().__init__(media_type=media_type)
+        self._chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": [(b"content-type", str(self.media_type).encode())]})
+        async for chunk in self._chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            break
+        # Returning with the body incomplete makes the server close the connection.
+
+
 class FakeService(AsyncStartClose):
     """Base class of the vendor fakes: serves ``self.app`` on a loopback port.
 
     Subclasses build a FastAPI ``app`` and call :meth:`_changed` whenever they
     record something, so tests can ``await fake.wait_until(predicate)`` instead
-    of sleeping.
+    of sleeping. ``faults`` (:class:`~patter.testing.faults.Faults`) holds the faults
+    queued per request kind; handlers take them with :meth:`_take_fault`.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, fault_kinds: Mapping[str, frozenset[str]]) -> None:
         self.app = app
+        self.faults = Faults(fault_kinds)
         self._server: LoopbackServer | None = None
         self._condition = asyncio.Condition()
 
@@ -62,11 +85,18 @@ class FakeService(AsyncStartClose):
             self._server = server
 
     async def close(self) -> None:
-        """Stop serving; open connections are closed."""
+        """Stop serving; open connections are closed (hanging requests let go first)."""
+        self.faults.release()
         if self._server is not None:
             server, self._server = self._server, None
             await server.close()
 
+    async def _take_fault(self, request: str) -> Fault | None:
+        """The next fault queued for ``request`` (waiters are woken if one fires)."""
+        fault = self.faults.take(request)
+        if fault is not None:
+            await self._changed()
+        return fault
 
     async def _changed(self) -> None:
         """Wake up everyone blocked in :meth:`wait_until`."""

@@ -18,6 +18,7 @@ from patter.testing._twilio_state import (
     FakeNumber,
     FakeRequest,
 )
+from patter.testing.faults import HANG, HTTP, supports
 
 if TYPE_CHECKING:
     from patter.testing.fake_twilio import FakeTwilio
@@ -31,17 +32,26 @@ _NUMBER_FIELDS = {
     "StatusCallbackMethod": "status_callback_method",
 }
 _MAX_TWIML_CHARS = 4000
+#: Request kinds of the REST API that ``fake.faults`` can fault (``http`` and ``hang``).
+FAULT_KINDS = supports("numbers", "calls.create", "calls.fetch", "calls.redirect",
+                       "calls.hang_up", "recordings.create", faults=(HTTP, HANG))
+#: Twilio's error code for an injected HTTP status (else ``20000 + status``).
+_FAULT_CODES = {429: 20429, 500: 20500, 503: 20503}
+_FAULT_MESSAGES = {429: "Too Many Requests", 500: "Internal Server Error",
+                   503: "Service Unavailable"}
 
 
 class TwilioApiError(Exception):
     """An error the fake REST API answers with, in Twilio's JSON shape."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         """``status`` is the HTTP status, ``code`` Twilio's error code."""
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})
 
     def response(self) -> JSONResponse:
         """The JSON error response (what the SDK's ``TwilioRestException`` is built from)."""
@@ -51,7 +61,9 @@ class TwilioApiError(Exception):
             "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
             "status": self.status,
         }
-        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if self.status == 401 else None
+        headers = dict(self.headers)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
@@ -88,6 +100,20 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
             raise TwilioApiError(401, 20003, "Authenticate")
         return params, lists
 
+    async def play_fault(kind: str) -> None:
+        """Raise (or first hang for) the next fault queued for ``kind``, if any."""
+        fault = fake.faults.take(kind)
+        if fault is None:
+            return
+        fake._notify()
+        if fault.kind == HANG:
+            await fake.faults.hang()
+            raise TwilioApiError(503, 20503, "Service Unavailable (FakeTwilio closed)")
+        raise TwilioApiError(
+            fault.status, fault.code or _FAULT_CODES.get(fault.status, 20000 + fault.status),
+            f"{_FAULT_MESSAGES.get(fault.status, 'Error')} (FakeTwilio fault)", fault.headers(),
+        )
+
     def find_number(sid: str, path: str) -> FakeNumber:
         for number in fake.numbers.values():
             if number.sid == sid:
@@ -103,6 +129,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.get(base + "/IncomingPhoneNumbers.json")
     async def list_numbers(account_sid: str, request: Request) -> dict[str, Any]:
         params, _ = await read(request, account_sid)
+        await play_fault("numbers")
         wanted = params.get("PhoneNumber", "").replace("*", "")
         found = [n for n in fake.numbers.values() if wanted in n.phone_number]
         uri = f"/{API_VERSION}/Accounts/{account_sid}/IncomingPhoneNumbers.json"
@@ -121,6 +148,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.api_route(base + "/IncomingPhoneNumbers/{sid}.json", methods=["GET", "POST"])
     async def number(account_sid: str, sid: str, request: Request) -> dict[str, Any]:
         params, _ = await read(request, account_sid)
+        await play_fault("numbers")
         found = find_number(sid, request.url.path)
         for param, attribute in _NUMBER_FIELDS.items():
             if param in params:
@@ -130,6 +158,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.post(base + "/Calls.json")
     async def create_call(account_sid: str, request: Request) -> JSONResponse:
         params, lists = await read(request, account_sid)
+        await play_fault("calls.create")
         to, from_ = params.get("To"), params.get("From")
         if not to:
             raise TwilioApiError(400, 21201, "No 'To' number is specified")
@@ -157,6 +186,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.get(base + "/Calls/{sid}.json")
     async def fetch_call(account_sid: str, sid: str, request: Request) -> dict[str, Any]:
         await read(request, account_sid)
+        await play_fault("calls.fetch")
         call = fake.calls.get(sid)
         if call is None:
             raise TwilioApiError(404, 20404, f"The requested resource {request.url.path} "
@@ -166,6 +196,8 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.post(base + "/Calls/{sid}.json")
     async def update_call(account_sid: str, sid: str, request: Request) -> dict[str, Any]:
         params, _ = await read(request, account_sid)
+        hang_up = params.get("Status") in ("completed", "canceled")
+        await play_fault("calls.hang_up" if hang_up else "calls.redirect")
         call = live_call(sid, request.url.path)
         _check_twiml(params)
         fake._update(call, params)
@@ -174,6 +206,7 @@ def build_rest_app(fake: FakeTwilio) -> FastAPI:
     @app.post(base + "/Calls/{sid}/Recordings.json")
     async def create_recording(account_sid: str, sid: str, request: Request) -> JSONResponse:
         params, lists = await read(request, account_sid)
+        await play_fault("recordings.create")
         call = live_call(sid, request.url.path)
         if fake.fail_recordings:
             raise TwilioApiError(

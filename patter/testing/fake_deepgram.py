@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketState
 
 from patter.audio import level_dbfs
 from patter.testing._fake_base import FakeService, first_values, public_headers
+from patter.testing.faults import CUT, DROP, HANG, HTTP, Fault, supports
 
 FRAME_MS = 20
 MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
@@ -142,6 +143,13 @@ class _Utterances:
         }
 
 
+def _dropped(fault: Fault | None, conn: DeepgramConnection) -> bool:
+    """Whether a ``drop`` (any message in) or ``cut`` (a message out) fault ends the socket now."""
+    if fault is None:
+        return False
+    return fault.kind == DROP or (fault.kind == CUT and bool(conn.sent))
+
+
 def _words(text: str, start: float, end: float) -> list[dict[str, Any]]:
     """Word entries spread over [start, end] in proportion to their length."""
     words = text.split()
@@ -170,6 +178,11 @@ class FakeDeepgram(FakeService):
         ``CloseStream`` finishes it, sends ``Metadata`` and closes; ``KeepAlive`` is
         recorded. ``UtteranceEnd`` follows when ``utterance_end_ms`` was asked for.
 
+    Faults (``fake.faults.add("listen", fault)``, see :mod:`patter.testing.faults`): ``http``
+    refuses the handshake with that status, ``hang`` never completes it, ``cut`` closes
+    the socket abruptly after the first message the fake sends, ``drop`` on the first
+    message the client sends.
+
     Recording: ``connections`` (:class:`DeepgramConnection`: query params, headers,
     audio, control messages, messages sent), ``audio_received``, ``utterances``.
     A handshake without ``Authorization: Token <api_key>`` is refused with HTTP 401, and so
@@ -190,7 +203,7 @@ class FakeDeepgram(FakeService):
         app = FastAPI()
         app.websocket("/v1/listen")(self._listen)
         app.get("/v1/projects")(self._projects)
-        super().__init__(app)
+        super().__init__(app, supports("listen", faults=(HTTP, HANG, CUT, DROP)))
 
     @property
     def base_url(self) -> str:
@@ -234,7 +247,14 @@ class FakeDeepgram(FakeService):
         await self._changed()
         ok, subprotocol = self._authorized(ws)
         if not ok:
-            await ws.send_denial_response(JSONResponse(self._invalid_auth(), status_code=401))
+            await self._deny(ws, 401, "INVALID_AUTH", "Invalid credentials.")
+            return
+        fault = await self._take_fault("listen")
+        if fault is not None and fault.kind == HTTP:
+            await self._deny(ws, fault.status, "FAULT", "FakeDeepgram fault.", fault.headers())
+            return
+        if fault is not None and fault.kind == HANG:
+            await self.faults.hang()
             return
         await ws.accept(subprotocol=subprotocol)
         detector = _Utterances(self, conn)
@@ -243,9 +263,13 @@ class FakeDeepgram(FakeService):
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                if _dropped(fault, conn):
+                    return  # closed without a close frame: the client sees the socket die
                 if message.get("bytes") is not None:
                     conn.audio += message["bytes"]
                     await self._send(ws, conn, detector.feed(message["bytes"]))
+                    if _dropped(fault, conn):
+                        return
                     continue
                 control = json.loads(message.get("text") or "{}")
                 conn.control_messages.append(control)
@@ -264,6 +288,11 @@ class FakeDeepgram(FakeService):
         finally:
             conn.closed = True
             await self._changed()
+
+    async def _deny(self, ws: WebSocket, status: int, code: str, message: str,
+                    headers: dict[str, str] | None = None) -> None:
+        body = {"err_code": code, "err_msg": message, "request_id": self.request_id}
+        await ws.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
 
     async def _send(self, ws: WebSocket, conn: DeepgramConnection,
                     messages: list[dict[str, Any]]) -> None:

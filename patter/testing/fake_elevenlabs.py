@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketState
 
 from patter.testing._fake_base import FakeService, first_values, public_headers
 from patter.testing.audio import pcm_to_mulaw, synthesize_speech
+from patter.testing.faults import CUT, DROP, HANG, HTTP, Fault, supports
 
 #: Characters per chunk of text the server waits for before generating, without auto_mode.
 FIRST_CHUNK_CHARS = 120
@@ -84,6 +85,11 @@ class ElevenLabsConnection:
     contexts: dict[str, ElevenLabsContext] = field(default_factory=dict)
     closed: bool = False
     rejected: str | None = None  # reason of a 1008 close, e.g. "Invalid API key"
+    fault: Fault | None = None  # the fault this connection plays, if any
+
+
+class _SocketCut(Exception):
+    """A ``cut`` fault ends the socket after its first audio message."""
 
 
 class FakeElevenLabs(FakeService):
@@ -99,6 +105,10 @@ class FakeElevenLabs(FakeService):
     flushes every context and closes. A wrong ``xi-api-key`` is closed with 1008.
 
     Scripting: ``chunk_ms`` (150), ``audio_delay_s`` (0) before each generation.
+    Faults (``fake.faults.add("socket", fault)``, see :mod:`patter.testing.faults`): ``http``
+    refuses the WebSocket handshake with that status, ``hang`` never completes it, ``cut``
+    closes the socket abruptly after the first audio message, ``drop`` on the first
+    message the client sends.
     Recording: ``spoken`` (texts synthesised), ``connections``
     (:class:`ElevenLabsConnection`), ``voice_ids``, ``http_requests``.
     """
@@ -115,7 +125,7 @@ class FakeElevenLabs(FakeService):
         app.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps")(self._http_timestamps)
         app.post("/v1/text-to-speech/{voice_id}/stream")(self._http_stream)
         app.get("/v1/user")(self._user)
-        super().__init__(app)
+        super().__init__(app, supports("socket", faults=(HTTP, HANG, CUT, DROP)))
 
     @property
     def url(self) -> str:
@@ -148,6 +158,15 @@ class FakeElevenLabs(FakeService):
                                     headers=public_headers(ws.headers.items()))
         self.connections.append(conn)
         await self._changed()
+        conn.fault = await self._take_fault("socket")
+        if conn.fault is not None and conn.fault.kind == HTTP:
+            body = {"detail": {"status": "fault", "message": "FakeElevenLabs fault"}}
+            await ws.send_denial_response(JSONResponse(body, status_code=conn.fault.status,
+                                                       headers=conn.fault.headers()))
+            return
+        if conn.fault is not None and conn.fault.kind == HANG:
+            await self.faults.hang()
+            return
         await ws.accept()
         output_format = conn.params.get("output_format", "pcm_24000")
         key = ws.headers.get("xi-api-key")
@@ -161,6 +180,8 @@ class FakeElevenLabs(FakeService):
             auto = conn.params.get("auto_mode", "false") == "true"
             while True:
                 message = json.loads(await ws.receive_text())
+                if conn.fault is not None and conn.fault.kind == DROP:
+                    return  # closed without a close frame: the client sees the socket die
                 conn.messages.append(message)
                 if key is None:  # credentials may come in the first message instead
                     key = message.get("xi-api-key") or message.get("xi_api_key", "")
@@ -171,11 +192,11 @@ class FakeElevenLabs(FakeService):
                 if message.get("close_socket"):
                     for ctx in conn.contexts.values():
                         if not ctx.closed:
-                            await self._generate(ws, ctx, output_format)
+                            await self._generate(ws, ctx, output_format, conn.fault)
                     await ws.close(1000)
                     return
                 await self._context_message(ws, conn, message, output_format, auto)
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, _SocketCut):
             pass
         finally:
             conn.closed = True
@@ -199,9 +220,10 @@ class FakeElevenLabs(FakeService):
         ctx.buffer += text
         if (message.get("flush") or message.get("try_trigger_generation")
                 or (auto and text.strip()) or len(ctx.buffer) >= FIRST_CHUNK_CHARS):
-            await self._generate(ws, ctx, output_format)
+            await self._generate(ws, ctx, output_format, conn.fault)
 
-    async def _generate(self, ws: WebSocket, ctx: ElevenLabsContext, output_format: str) -> None:
+    async def _generate(self, ws: WebSocket, ctx: ElevenLabsContext, output_format: str,
+                        fault: Fault | None = None) -> None:
         text, ctx.buffer = ctx.buffer.strip(), ""
         if not text:
             return
@@ -216,6 +238,8 @@ class FakeElevenLabs(FakeService):
             await _send(ws, {"audio": base64.b64encode(payload).decode(),
                              "normalizedAlignment": alignment, "alignment": alignment,
                              "contextId": ctx.context_id})
+            if fault is not None and fault.kind == CUT:
+                raise _SocketCut
 
     async def _user(self, request: Request) -> JSONResponse:
         """``GET /v1/user``: the account (the key check ``patter doctor`` makes)."""

@@ -20,14 +20,15 @@ import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from email.policy import HTTP
+from email.policy import HTTP as HTTP_POLICY
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from patter.testing._fake_base import FakeService, public_headers
+from patter.testing._fake_base import CutStream, FakeService, public_headers
 from patter.testing.audio import synthesize_speech
+from patter.testing.faults import CUT, HANG, HTTP, Fault, supports
 
 #: Sample rate of OpenAI's ``pcm`` speech output.
 OPENAI_TTS_RATE_HZ = 24000
@@ -102,15 +103,27 @@ def echo_responder(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) 
 
 
 def _error(status: int, message: str, code: str | None = None,
-           type_: str = "invalid_request_error") -> JSONResponse:
+           type_: str = "invalid_request_error",
+           headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _fault_error(status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """OpenAI's error body for an injected HTTP fault."""
+    if status == 429:
+        return _error(429, "Rate limit reached for requests (FakeOpenAI fault).",
+                      "rate_limit_exceeded", "requests", headers)
+    if status >= 500:
+        return _error(status, "The server had an error while processing your request "
+                      "(FakeOpenAI fault).", None, "server_error", headers)
+    return _error(status, f"FakeOpenAI fault: HTTP {status}", None, headers=headers)
 
 
 def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     """Split a multipart/form-data body into (text fields, file fields) with the stdlib."""
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    message = BytesParser(policy=HTTP_POLICY).parsebytes(head + body)
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
     for part in message.iter_parts():
@@ -141,6 +154,11 @@ class FakeOpenAI(FakeService):
         in order ("" once empty); or set ``transcriber = f(pcm, sample_rate) -> str``.
       * ``chat_delay_s``, ``tts_delay_s``, ``transcribe_delay_s``: latency before answering.
 
+    Faults (``fake.faults.add(kind, fault)``, see :mod:`patter.testing.faults`): ``"chat"``
+    and ``"speech"`` take ``http``, ``hang`` and ``cut`` faults (the SSE stream or the audio
+    stream ends abruptly after its first chunk); ``"transcription"`` takes ``http`` and
+    ``hang``. HTTP faults answer in OpenAI's error shape (429: ``rate_limit_exceeded``).
+
     Recording: ``requests`` (every request), ``chat_requests`` (chat bodies),
     ``spoken`` (texts synthesised), ``transcribed_audio`` (:class:`AudioUpload` list).
     Requests without ``Authorization: Bearer <api_key>`` get OpenAI's 401 error.
@@ -158,7 +176,10 @@ class FakeOpenAI(FakeService):
         self.requests: list[RecordedRequest] = []
         self.spoken: list[str] = []
         self.transcribed_audio: list[AudioUpload] = []
-        super().__init__(self._build_app())
+        super().__init__(self._build_app(), {
+            **supports("chat", "speech", faults=(HTTP, HANG, CUT)),
+            **supports("transcription", faults=(HTTP, HANG)),
+        })
 
     @property
     def base_url(self) -> str:
@@ -213,6 +234,15 @@ class FakeOpenAI(FakeService):
             return _error(401, f"Incorrect API key provided: {masked}.", "invalid_api_key")
         return None
 
+    async def _error_fault(self, fault: Fault | None) -> Response | None:
+        """The answer of an ``http`` or ``hang`` fault; None for no fault or a ``cut``."""
+        if fault is None or fault.kind == CUT:
+            return None
+        if fault.kind == HANG:
+            await self.faults.hang()
+            return _fault_error(503)
+        return _fault_error(fault.status, fault.headers())
+
     def _build_app(self) -> FastAPI:
         app = FastAPI()
         app.post("/v1/chat/completions")(self._chat)
@@ -237,17 +267,22 @@ class FakeOpenAI(FakeService):
         await self._record(request, json_body=body)
         if denied := self._auth_error(request):
             return denied
+        fault = await self._take_fault("chat")
+        if failed := await self._error_fault(fault):
+            return failed  # the scripted reply stays queued for the next request
         messages = body.get("messages") or []
         reply = self._next_reply(messages, body.get("tools") or [])
         model = body.get("model", "gpt-4.1")
         prompt_tokens = sum(len(message_text(m).split()) + 4 for m in messages)
         usage = _usage(prompt_tokens, len(reply.text.split()) + 8 * len(reply.tool_calls))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = _completion_chunks(reply, model, usage if include_usage else None)
+        if fault is not None:  # a cut: the reply is used up, only its start is sent
+            return CutStream(_sse(chunks), media_type="text/event-stream")
         if self.chat_delay_s:
             await asyncio.sleep(self.chat_delay_s)
         if not body.get("stream"):
             return JSONResponse(_completion(reply, model, usage))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = _completion_chunks(reply, model, usage if include_usage else None)
         return StreamingResponse(_sse(chunks), media_type="text/event-stream")
 
     async def _speech(self, request: Request) -> Response:
@@ -255,6 +290,9 @@ class FakeOpenAI(FakeService):
         await self._record(request, json_body=body)
         if denied := self._auth_error(request):
             return denied
+        fault = await self._take_fault("speech")
+        if failed := await self._error_fault(fault):
+            return failed
         text = body.get("input") or ""
         fmt = body.get("response_format", "mp3")
         if fmt not in ("pcm", "wav"):
@@ -274,6 +312,8 @@ class FakeOpenAI(FakeService):
                 yield pcm[start:start + step]
 
         media = "audio/pcm" if fmt == "pcm" else "audio/wav"
+        if fault is not None:
+            return CutStream(stream(), media_type=media)
         return StreamingResponse(stream(), media_type=media)
 
     async def _transcriptions(self, request: Request) -> Response:
@@ -286,6 +326,8 @@ class FakeOpenAI(FakeService):
         await self._record(request, form=recorded)
         if denied := self._auth_error(request):
             return denied
+        if failed := await self._error_fault(await self._take_fault("transcription")):
+            return failed
         if upload is None:
             return _error(400, "Missing required parameter: 'file'.")
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from patter.testing._lifecycle import AsyncStartClose
 from patter.testing._server import LoopbackServer
-from patter.testing._twilio_rest import TwilioApiError, build_rest_app
+from patter.testing._twilio_rest import FAULT_KINDS, TwilioApiError, build_rest_app
 from patter.testing._twilio_state import (
     API_VERSION,
     TERMINAL_STATUSES,
@@ -33,6 +33,7 @@ from patter.testing._twilio_state import (
 )
 from patter.testing._twilio_webhooks import WebhookSender
 from patter.testing._twiml import TwimlRunner
+from patter.testing.faults import Faults
 
 __all__ = [
     "Dial",
@@ -79,6 +80,12 @@ class FakeTwilio(AsyncStartClose):
         """Script for the next ``Calls.json`` create; consumed by it (default: a human answers)."""
         self.fail_recordings = False
         """When true, creating a recording answers HTTP 400 with a Twilio error."""
+        self.faults = Faults(FAULT_KINDS)
+        """Faults per REST request kind (:mod:`patter.testing.faults`): ``numbers``,
+        ``calls.create``, ``calls.fetch``, ``calls.redirect`` (an update with TwiML or a
+        URL), ``calls.hang_up`` (an update with ``Status``), ``recordings.create``; each takes
+        ``http`` (Twilio's error body; 429 → 20429, 500 → 20500; ``Fault.http(404,
+        code=20404)``) and ``hang``."""
         self._webhooks = WebhookSender(self.auth_token, on_result=self._notify)
         self._twiml = TwimlRunner(self._webhooks)
         self._server: LoopbackServer | None = None
@@ -113,6 +120,7 @@ class FakeTwilio(AsyncStartClose):
 
     async def close(self) -> None:
         """End every call's tasks and streams, then stop serving."""
+        self.faults.release()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -13,6 +13,7 @@ from patter.events import Event
 from patter.testing.audio import best_match
 from patter.testing.fake_openai import message_text
 from patter.testing.fake_twilio import FakeCall
+from patter.testing.faults import Fault
 from patter.testing.harness import PATTER_NUMBER, LoopbackWorld, openai_speech_at_8k, wait_for
 
 BILLING = "+15550001111"
@@ -153,3 +154,36 @@ async def test_end_call_hangs_up_once_the_goodbye_was_heard(world: LoopbackWorld
     await call.wait_ended(timeout=10)
     assert call.status == "completed" and call.dials == []
     assert ended[0]["ended_by"] == "agent" and ended[0]["transfer_to"] is None
+
+
+@pytest.mark.parametrize("refusal", [Fault.http(400), Fault.http(503)], ids=["400", "503"])
+async def test_a_transfer_twilio_refuses_is_a_tool_error_and_the_call_goes_on(
+        world: LoopbackWorld, refusal: Fault) -> None:
+    apology = "Sorry, the transfer did not go through. Can I help you another way?"
+    world.openai.transcripts.append("Put me through to billing please.")
+    world.openai.call_tool("transfer_call", {"phone_number": BILLING}, say=TRANSFER_SENTENCE)
+    world.openai.reply_with(apology)
+    world.twilio.faults.add("calls.redirect", refusal, times=3)  # a 503 is tried three times
+    ended: list[Event] = []
+    call = await start_call(
+        world, {"system_prompt": f"You are a receptionist. Billing is {BILLING}."}, ended)
+    assert call.phone is not None
+    before = len(call.phone.heard_pcm())
+
+    call.phone.say_text("Put me through to billing please.")
+    await wait_for(lambda: len(world.openai.chat_requests) == 2, timeout=30)
+    heard_apology = openai_speech_at_8k(apology)
+    await wait_for(lambda: best_match(call.phone.heard_pcm()[before:],  # type: ignore[union-attr]
+                                      heard_apology[2000:10000]) > 0.6, timeout=30)
+
+    tool_result = [message_text(m) for m in world.openai.chat_requests[1]["messages"]
+                   if m["role"] == "tool"][-1]
+    assert "transfer failed" in tool_result and str(refusal.status) in tool_result
+    assert call.dials == [] and call.status == "in-progress" and ended == []
+    assert len(call_updates(world, call)) == (1 if refusal.status == 400 else 3)
+
+    await call.hang_up()
+    await wait_for(lambda: bool(ended), timeout=20)
+    await asyncio.sleep(0.3)  # a second on_call_end would arrive here
+    assert len(ended) == 1
+    assert ended[0]["ended_by"] == "caller" and ended[0]["transfer_to"] is None

@@ -16,7 +16,7 @@ from pipecat.frames.frames import (
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from websockets.asyncio.client import connect
 
-from patter.testing import FakeDeepgram
+from patter.testing import FakeDeepgram, Fault
 from patter.testing.audio import silence, synthesize_speech
 
 PHONE_RATE = 8000
@@ -105,3 +105,54 @@ async def test_deepgram_rejects_a_wrong_api_key_at_the_handshake(pipeline: Any) 
         await p.wait_for(lambda: bool(p.up(ErrorFrame)))
     assert "401" in p.up(ErrorFrame)[0].error
     assert fake.connections[0].sent == []
+
+
+# ----- injected faults ------------------------------------------------------------------
+
+
+async def test_a_refused_handshake_is_an_error_and_the_service_connects_again(
+        pipeline: Any) -> None:
+    speech = synthesize_speech("I would like to book a table", sample_rate_hz=PHONE_RATE)
+    async with FakeDeepgram() as fake:
+        fake.transcripts.append("I would like to book a table.")
+        fake.faults.add("listen", Fault.http(500))
+        async with pipeline([make_stt(fake)], audio_in_rate=PHONE_RATE) as p:
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+            await p.send(*audio_frames(silence(0.3) + speech + silence(0.6)))
+            await p.wait_for(lambda: bool(p.down(TranscriptionFrame)))
+    assert "500" in p.up(ErrorFrame)[0].error
+    assert len(fake.connections) == 2 and fake.connections[0].sent == []
+    assert [f.fault.status for f in fake.faults.fired] == [500]
+
+
+async def test_a_dropped_socket_dies_without_a_close_frame(pipeline: Any) -> None:
+    speech = synthesize_speech("Hello", sample_rate_hz=PHONE_RATE)
+    async with FakeDeepgram() as fake:
+        fake.faults.add("listen", Fault.drop())
+        async with pipeline([make_stt(fake)], audio_in_rate=PHONE_RATE) as p:
+            await p.send(*audio_frames(silence(0.2) + speech))
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+    assert "no close frame" in p.up(ErrorFrame)[0].error
+    assert fake.connections[0].closed and fake.connections[0].audio == bytearray()
+
+
+async def test_a_cut_socket_sends_one_message_then_dies(pipeline: Any) -> None:
+    speech = synthesize_speech("I would like to book a table for two", sample_rate_hz=PHONE_RATE)
+    async with FakeDeepgram() as fake:
+        fake.transcripts.append("I would like to book a table for two.")
+        fake.faults.add("listen", Fault.cut())
+        async with pipeline([make_stt(fake)], audio_in_rate=PHONE_RATE) as p:
+            await p.send(*audio_frames(silence(0.3) + speech + silence(0.6)))
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+    assert [f.text for f in p.down(InterimTranscriptionFrame)] == ["I would like to"]
+    assert not p.down(TranscriptionFrame)
+    assert len(fake.connections[0].sent) == 1
+
+
+async def test_a_hanging_handshake_never_opens_the_socket() -> None:
+    async with FakeDeepgram() as fake:
+        fake.faults.add("listen", Fault.hang())
+        with pytest.raises(TimeoutError):
+            await connect(f"{fake.base_url}/v1/listen", open_timeout=0.3,
+                          additional_headers={"Authorization": "Token dg-test"})
+    assert [f.fault.kind for f in fake.faults.fired] == ["hang"]

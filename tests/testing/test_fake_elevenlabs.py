@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 from pipecat.frames.frames import (
     ErrorFrame,
     TTSAudioRawFrame,
@@ -13,8 +14,9 @@ from pipecat.frames.frames import (
     TTSTextFrame,
 )
 from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService, ElevenLabsTTSService
+from websockets.asyncio.client import connect
 
-from patter.testing import FakeElevenLabs
+from patter.testing import FakeElevenLabs, Fault
 from patter.testing.audio import best_match, synthesize_speech
 
 PHONE_RATE = 8000
@@ -85,3 +87,61 @@ async def test_elevenlabs_http_stream_with_timestamps_gives_audio_and_words(
     assert [w.text for w in p.down(TTSTextFrame)] == text.split()
     assert fake.voice_ids == ["voice-adam"]
     assert fake.http_requests[0]["params"]["output_format"] == "pcm_8000"
+
+
+# ----- injected faults ------------------------------------------------------------------
+
+FIRST = "Your table for two is booked for seven tonight."
+SECOND = "Anything else?"
+
+
+def audio_bytes(p: Any) -> int:
+    return sum(len(f.audio) for f in p.down(TTSAudioRawFrame))
+
+
+async def test_a_refused_handshake_is_an_error_and_the_next_sentence_is_spoken(
+        pipeline: Any) -> None:
+    async with FakeElevenLabs() as fake:
+        fake.faults.add("socket", Fault.http(503, retry_after_s=1))
+        async with pipeline([make_tts(fake)], audio_out_rate=PHONE_RATE) as p:
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+            await p.send(TTSSpeakFrame(SECOND))
+            await p.wait_for(lambda: SECOND in fake.spoken and bool(p.down(TTSStoppedFrame)))
+    assert "HTTP 503" in p.up(ErrorFrame)[0].error
+    assert len(fake.connections) == 2 and fake.connections[0].messages == []
+
+
+async def test_a_dropped_socket_loses_the_text_in_flight_then_reconnects(pipeline: Any) -> None:
+    async with FakeElevenLabs() as fake:
+        fake.faults.add("socket", Fault.drop())
+        async with pipeline([make_tts(fake)], audio_out_rate=PHONE_RATE) as p:
+            await p.send(TTSSpeakFrame(FIRST))
+            await fake.wait_until(lambda: len(fake.connections) == 2)  # it reconnected
+            await p.send(TTSSpeakFrame(SECOND))
+            await p.wait_for(lambda: SECOND in fake.spoken and audio_bytes(p) > 0)
+    assert fake.spoken == [SECOND]
+    assert fake.connections[0].messages == [] and len(fake.connections) == 2
+
+
+async def test_a_cut_socket_delivers_only_the_first_audio_chunk(pipeline: Any) -> None:
+    async with FakeElevenLabs() as fake:
+        fake.faults.add("socket", Fault.cut())
+        async with pipeline([make_tts(fake)], audio_out_rate=PHONE_RATE) as p:
+            await p.send(TTSSpeakFrame(FIRST))
+            await fake.wait_until(lambda: fake.connections[0].closed)
+            await p.wait_for(lambda: audio_bytes(p) > 0)
+            first = audio_bytes(p)
+            await p.send(TTSSpeakFrame(SECOND))
+            await p.wait_for(lambda: SECOND in fake.spoken and audio_bytes(p) > first)
+    full = len(synthesize_speech(FIRST, sample_rate_hz=PHONE_RATE))
+    assert first <= full // 4  # one 150 ms chunk of a few seconds of speech
+    assert fake.spoken == [FIRST, SECOND]
+
+
+async def test_a_hanging_handshake_never_opens_the_socket() -> None:
+    async with FakeElevenLabs() as fake:
+        fake.faults.add("socket", Fault.hang())
+        with pytest.raises(TimeoutError):
+            await connect(f"{fake.url}/v1/text-to-speech/v1/multi-stream-input",
+                          open_timeout=0.3, additional_headers={"xi-api-key": "xi-test"})
+    assert [f.fault.kind for f in fake.faults.fired] == ["hang"]

@@ -27,7 +27,7 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.services.openai.tts import OpenAITTSService
 
-from patter.testing import FakeOpenAI
+from patter.testing import FakeOpenAI, Fault
 from patter.testing.audio import best_match, silence, synthesize_speech
 
 WEATHER_TOOL = {
@@ -191,3 +191,99 @@ async def test_a_custom_responder_sees_the_messages_and_tools_of_each_request() 
     assert text == "1 tools available"
     assert seen == [("what can you do?", 1)]
     assert fake.chat_requests[0]["tools"] == [WEATHER_TOOL]
+
+
+# ----- injected faults ------------------------------------------------------------------
+
+
+async def test_chat_500s_are_retried_by_the_openai_sdk_and_the_reply_still_arrives() -> None:
+    async with FakeOpenAI() as fake:
+        fake.reply_with("Back on track.")
+        fake.faults.add("chat", Fault.http(500), times=2)
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=2)
+        reply = await client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+        await client.close()
+    assert reply.choices[0].message.content == "Back on track."
+    assert [(f.request, f.fault.status) for f in fake.faults.fired] == [("chat", 500)] * 2
+    assert len(fake.chat_requests) == 3
+
+
+async def test_a_chat_429_carries_openais_rate_limit_error_and_retry_after() -> None:
+    async with FakeOpenAI() as fake:
+        fake.faults.add("chat", Fault.http(429, retry_after_s=2))
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.chat.completions.create(
+                model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+        await client.close()
+    assert caught.value.response.headers["retry-after"] == "2"
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "rate_limit_exceeded"
+
+
+async def test_a_hanging_chat_request_times_out_in_the_client() -> None:
+    async with FakeOpenAI() as fake:
+        fake.faults.add("chat", Fault.hang())
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url,
+                                    max_retries=0, timeout=0.3)
+        with pytest.raises(openai.APITimeoutError):
+            await client.chat.completions.create(
+                model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+        await client.close()
+    assert [f.fault.kind for f in fake.faults.fired] == ["hang"]
+
+
+async def test_a_cut_chat_stream_breaks_off_after_its_first_chunk(pipeline: Any) -> None:
+    async with FakeOpenAI() as fake:
+        fake.reply_with("This answer never arrives in full.")
+        fake.faults.add("chat", Fault.cut())
+        context = LLMContext(messages=[{"role": "user", "content": "Hi!"}])
+        async with pipeline([make_llm(fake)]) as p:
+            await p.send(LLMContextFrame(context))
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+    assert not p.down(LLMTextFrame)
+    assert fake.replies == []  # the cut answer was used up
+
+
+async def test_a_cut_speech_stream_gives_only_its_first_chunk() -> None:
+    async with FakeOpenAI() as fake:
+        fake.faults.add("speech", Fault.cut())
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+        received = bytearray()
+        with pytest.raises(Exception, match="incomplete chunked read"):
+            async with client.audio.speech.with_streaming_response.create(
+                    model="gpt-4o-mini-tts", voice="nova", input="Hello there, how are you?",
+                    response_format="pcm") as response:
+                async for chunk in response.iter_bytes():
+                    received += chunk
+        await client.close()
+    assert 0 < len(received) <= 24000 // 10 * 2  # at most the first 100 ms chunk
+
+
+async def test_a_transcription_500_reaches_the_stt_service_as_an_error(pipeline: Any) -> None:
+    speech = synthesize_speech("book a table", sample_rate_hz=16000)
+    chunk = 16000 * 2 // 50
+    async with FakeOpenAI() as fake:
+        fake.transcripts.append("book a table")
+        fake.faults.add("transcription", Fault.http(500), times=3)
+        stt = OpenAISTTService(api_key="sk-test", base_url=fake.base_url,
+                               settings=OpenAISTTService.Settings(model="gpt-4o-transcribe"))
+        async with pipeline([stt], audio_in_rate=16000) as p:
+            await p.send(VADUserStartedSpeakingFrame())
+            await p.send(*[InputAudioRawFrame(speech[i:i + chunk], 16000, 1)
+                           for i in range(0, len(speech), chunk)])
+            await p.send(VADUserStoppedSpeakingFrame())
+            await p.wait_for(lambda: bool(p.up(ErrorFrame)))
+    assert not p.down(TranscriptionFrame)
+    assert fake.transcripts == ["book a table"]  # no upload was transcribed
+
+
+def test_faults_name_the_request_kinds_and_faults_a_fake_supports() -> None:
+    fake = FakeOpenAI()
+    with pytest.raises(ValueError, match="chat, speech, transcription"):
+        fake.faults.add("embeddings", Fault.http(500))
+    with pytest.raises(ValueError, match="support hang, http"):
+        fake.faults.add("transcription", Fault.cut())
+    with pytest.raises(ValueError, match="error status"):
+        Fault.http(200)

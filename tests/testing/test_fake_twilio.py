@@ -17,7 +17,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from patter.testing import FakeTwilio, OutboundScript
+from patter.testing import FakeTwilio, Fault, OutboundScript
 from patter.testing._server import LoopbackServer
 from patter.testing.audio import best_match, mulaw_to_pcm, pcm_to_mulaw, synthesize_speech
 
@@ -387,3 +387,50 @@ async def test_inline_twiml_over_4000_characters_is_refused(world: World) -> Non
         await world.sdk(world.client.calls(call.sid).update, twiml=too_long)
     assert caught.value.status == 400
     assert call.updates == [] and call.status == "in-progress"
+
+
+# ----- injected faults ------------------------------------------------------------------
+
+
+async def test_a_429_fault_answers_twilios_error_with_retry_after(world: World) -> None:
+    call = await world.fake.place_inbound_call()
+    world.fake.faults.add("calls.redirect", Fault.http(429, retry_after_s=1))
+    http = AsyncTwilioHttpClient()
+    client = Client(world.fake.account_sid, world.fake.auth_token, http_client=http)
+    client.api.base_url = world.fake.base_url
+    try:
+        with pytest.raises(TwilioRestException) as caught:
+            await client.calls(call.sid).update_async(twiml="<Response><Hangup/></Response>")
+        headers = http._test_only_last_response.headers
+        await client.calls(call.sid).update_async(status="completed")  # other kinds unaffected
+    finally:
+        await http.close()
+    assert (caught.value.status, caught.value.code) == (429, 20429)
+    assert headers["Retry-After"] == "1"
+    assert call.updates == [{"Status": "completed"}]
+    assert [f.request for f in world.fake.faults.fired] == ["calls.redirect"]
+
+
+async def test_a_fault_can_carry_a_twilio_error_code(world: World) -> None:
+    call = await world.fake.place_inbound_call()
+    world.fake.faults.add("calls.hang_up", Fault.http(404, code=20404))
+    with pytest.raises(TwilioRestException) as caught:
+        await world.sdk(world.client.calls(call.sid).update, status="completed")
+    assert (caught.value.status, caught.value.code) == (404, 20404)
+    assert call.status == "in-progress"
+
+
+async def test_a_hanging_request_is_answered_only_when_the_fake_closes(world: World) -> None:
+    world.fake.faults.add("calls.create", Fault.hang())
+    http = AsyncTwilioHttpClient()
+    client = Client(world.fake.account_sid, world.fake.auth_token, http_client=http)
+    client.api.base_url = world.fake.base_url
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await client.calls.create_async(to=CALLER, from_=OUR_NUMBER,
+                                                twiml="<Response><Hangup/></Response>")
+    finally:
+        await http.close()
+    assert world.fake.calls == {}
+    assert [f.fault.kind for f in world.fake.faults.fired] == ["hang"]
