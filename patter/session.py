@@ -392,7 +392,8 @@ class CallSession:
 
     async def _transfer(self, number: str, reason: str) -> None:
         if not self._enter(CallPhase.TRANSFERRING):
-            logger.info("transfer skipped: the call is not live", extra={"phase": self._phase.value})
+            logger.info("transfer skipped: the call is not live",
+                        extra={"phase": self._phase.value})
             return
         self.ended_by, self.transfer_to = "transfer", number
         twiml = transfer_twiml(number, caller_id=self._options.caller_id,
