@@ -43,8 +43,9 @@ def load_charts(data: dict[str, Any], out_dir: Path, *, tag: str = "") -> list[P
                             if r["bot"] == bot and r["calls"] == n), math.nan) for n in counts]
             xs = [x + (index - 0.5) * width for x in range(len(counts))]
             bars = ax.bar(xs, values, width, label=BOT_NAMES[bot], color=COLORS[bot])
-            ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=2)
-        ax.set_xticks(range(len(counts)), [f"{n} concurrent" for n in counts])
+            ax.bar_label(bars, fmt=_label, fontsize=8, padding=2)
+        ax.set_xticks(range(len(counts)),
+                      ["1 call" if n == 1 else f"{n} concurrent calls" for n in counts])
         ax.set_ylabel(unit)
         ax.set_title(f"{title} ({subtitle})", fontsize=10)
         ax.margins(y=0.15)
@@ -56,6 +57,10 @@ def load_charts(data: dict[str, Any], out_dir: Path, *, tag: str = "") -> list[P
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _label(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _finite(value: float) -> float:

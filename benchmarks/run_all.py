@@ -60,8 +60,9 @@ def run(script: Path, args: list[str]) -> tuple[int, str]:
 
 def section(script: str, args: list[str], code: int, output: str) -> str:
     """A script's output for latest.md: load.py prints Markdown, the others plain text."""
-    title = f"## {script} {' '.join(a for a in args if not a.startswith(str(HERE)))}".rstrip()
+    title = f"## {script} {' '.join(args).replace(f'{HERE}/', '')}".rstrip()
     status = "" if code == 0 else f"\n**failed with exit code {code}**\n"
+    output = output.replace(f"{HERE}/", "")
     body = output if script == "load.py" else f"```text\n{output.rstrip()}\n```"
     return f"{title}\n{status}\n{body.rstrip()}\n"
 
