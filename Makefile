@@ -31,5 +31,5 @@ $(STAMP): pyproject.toml | system-deps
 	@touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,offline,bench]'
 	@touch $(BENCH_STAMP)
