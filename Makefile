@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.patter-installed
+BENCH_STAMP := $(VENV)/.patter-bench-installed
 
 .PHONY: demo test lint bench system-deps
 
@@ -15,7 +16,7 @@ lint: $(STAMP)  ## ruff, then mypy --strict over the package as a wheel lays it 
 	$(VENV)/bin/ruff check patter processors transports tests examples benchmarks scripts
 	$(PY) -P scripts/typecheck.py
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)  ## every benchmark; writes benchmarks/results/latest.md and its charts
 	$(PY) -P benchmarks/run_all.py
 
 system-deps:
@@ -28,3 +29,7 @@ $(STAMP): pyproject.toml | system-deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,offline]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,offline,bench]'
+	@touch $(BENCH_STAMP)

@@ -40,6 +40,7 @@ logger.remove()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import GREETING  # noqa: E402
 from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
@@ -53,7 +54,6 @@ from patter.testing.scenes import (  # noqa: E402
 )
 from patter.transports.phone import SimulatedPhone  # noqa: E402
 
-GREETING = "Hello, how can I help you today?"
 QUOTED_PIPECAT = {"onset_to_clear_ms": 330.0, "heard_over_ms": 320.0}
 """A plain Pipecat bot's figures as the project's design notes quote them (not measured)."""
 

@@ -21,13 +21,12 @@ logger.remove()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import GREETING  # noqa: E402
 from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
 from patter.transports.phone import SimulatedPhone  # noqa: E402
-
-GREETING = "Hello, how can I help you today?"
 
 
 def first_audio_ms(phone: SimulatedPhone) -> float:

@@ -25,44 +25,15 @@ logger.remove()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import GREETING, transcribe_any, turn_latencies  # noqa: E402
 from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
-from patter.testing.audio import trailing_quiet_seconds  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
 from patter.transports.phone import SimulatedPhone  # noqa: E402
 
-GREETING = "Hello, how can I help you today?"
-LINES = (
-    "I would like to book a table for two tonight.",
-    "Do you have anything vegetarian on the menu?",
-    "Can I bring my dog with me?",
-)
 MODEL_WAIT_MS = 2000.0
 """A longer turn end means smart-turn judged the turn unfinished and waited 3 s of silence."""
-
-
-async def turn_latencies(phone: SimulatedPhone, turns: int) -> list[float]:
-    """Let the greeting finish, then say ``turns`` lines; ms from each line's last word to
-    the first agent audio played after it."""
-    await phone.wait_for_heard(0.5, timeout=30)
-    await phone.wait_until_quiet(quiet_s=0.8, timeout=30)
-    samples = []
-    for turn in range(turns):
-        pcm = phone.say_text(LINES[turn % len(LINES)])
-        await phone.wait_said()
-        last_word = phone.events_of("caller_audio_ended")[-1].t - trailing_quiet_seconds(pcm)
-        heard = phone.heard_voiced_s
-        await phone.wait_for_heard(heard + 0.3, timeout=30)
-        started = [e.t for e in phone.events_of("playout_started") if e.t > last_word]
-        samples.append((started[0] - last_word) * 1000)
-        await phone.wait_until_quiet(quiet_s=0.8, timeout=30)
-    return samples
-
-
-def transcribe_any(_pcm: bytes, _rate: int) -> str:
-    """The fake STT's answer to every upload (the words do not change the timing)."""
-    return LINES[0]
 
 
 async def measure_patter(world: LoopbackWorld, turns: int) -> list[float]:

@@ -106,6 +106,13 @@ class LoopbackWorld(AsyncStartClose):
 
     def patter(self, **overrides: Any) -> Patter:
         """A ``Patter`` wired to the fakes; keyword arguments override any setting."""
+        phone = Patter(**self.patter_settings(**overrides))
+        self._phones.append(phone)
+        return phone
+
+    def patter_settings(self, **overrides: Any) -> dict[str, Any]:
+        """The ``Patter(...)`` keyword arguments wiring it to the fakes (all strings), for a
+        ``Patter`` built elsewhere, e.g. in another process; it is served on ``self.port``."""
         self._route()
         settings: dict[str, Any] = {
             "twilio_sid": self.twilio.account_sid,
@@ -121,9 +128,7 @@ class LoopbackWorld(AsyncStartClose):
             "elevenlabs_base_url": self.elevenlabs.base_url,
         }
         settings.update(overrides)
-        phone = Patter(**settings)
-        self._phones.append(phone)
-        return phone
+        return settings
 
     async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
         """Run ``phone.serve(agent, ...)`` in the background until the world closes."""
