@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.patter-bench-installed
 .PHONY: demo test lint bench system-deps
 
 demo: $(STAMP)  ## a full phone call against the loopback fakes: no account, no key
-	$(PY) -P -m patter.demo
+	$(PY) -P -m patter.testing.demo
 
 test: lint  ## lint and type check, then the test suite (fails when no test ran)
 	$(VENV)/bin/pytest -q

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from _load_figures import BOT_NAMES, BOTS  # noqa: E402
 
 if TYPE_CHECKING:
-    from patter.transports.phone import PhoneEvent
+    from patter.testing.phone import PhoneEvent
 
 COLORS = {"patter": "#2a7ab9", "pipecat": "#9a9a9a"}
 LOAD_CHARTS = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from patter.testing.audio import trailing_quiet_seconds
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 GREETING = "Hello, how can I help you today?"
 LINES = (

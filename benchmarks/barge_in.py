@@ -46,13 +46,13 @@ from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.audio import tone  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
+from patter.testing.phone import SimulatedPhone  # noqa: E402
 from patter.testing.scenes import (  # noqa: E402
     INTERRUPTION,
     QUESTION,
     proportional_words,
     script,
 )
-from patter.transports.phone import SimulatedPhone  # noqa: E402
 
 QUOTED_PIPECAT = {"onset_to_clear_ms": 330.0, "heard_over_ms": 320.0}
 """A plain Pipecat bot's figures as the project's design notes quote them (not measured)."""

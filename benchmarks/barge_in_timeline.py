@@ -28,7 +28,7 @@ from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
-from patter.transports.phone import PhoneEvent, SimulatedPhone  # noqa: E402
+from patter.testing.phone import PhoneEvent, SimulatedPhone  # noqa: E402
 
 CUT_AFTER_S = 2.0
 """Seconds of the reply heard before the caller talks over it."""

@@ -26,7 +26,7 @@ from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
-from patter.transports.phone import SimulatedPhone  # noqa: E402
+from patter.testing.phone import SimulatedPhone  # noqa: E402
 
 
 def first_audio_ms(phone: SimulatedPhone) -> float:

@@ -70,7 +70,7 @@ from _load_figures import (  # noqa: E402
 from pipecat_baseline import MEDIA_PATH  # noqa: E402
 
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld, free_port  # noqa: E402
-from patter.transports.phone import SimulatedPhone  # noqa: E402
+from patter.testing.phone import SimulatedPhone  # noqa: E402
 
 LOAD_LINES = (LINES[0], LINES[2])
 """The lines smart-turn judges finished (it sometimes waits out LINES[1], in either bot)."""

@@ -30,7 +30,7 @@ from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
 from patter.testing._server import LoopbackServer  # noqa: E402
 from patter.testing.harness import OPENAI_KEY, LoopbackWorld  # noqa: E402
-from patter.transports.phone import SimulatedPhone  # noqa: E402
+from patter.testing.phone import SimulatedPhone  # noqa: E402
 
 MODEL_WAIT_MS = 2000.0
 """A longer turn end means smart-turn judged the turn unfinished and waited 3 s of silence."""

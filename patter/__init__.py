@@ -18,13 +18,13 @@ import os as _os
 if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "processors")):
     __path__.append(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 
-from patter.agent import Agent, Tool  # noqa: E402
-from patter.client import Patter  # noqa: E402
+from patter._agent import Agent, Tool  # noqa: E402
+from patter._client import Patter  # noqa: E402
+from patter._events import Event  # noqa: E402
+from patter._outbound import OutboundCall  # noqa: E402
+from patter._pipeline import CallPipeline  # noqa: E402
+from patter._rule_agent import Rule, RuleAgent  # noqa: E402
 from patter.errors import PatterConfigError, PatterError, TwilioError  # noqa: E402
-from patter.events import Event  # noqa: E402
-from patter.outbound import OutboundCall  # noqa: E402
-from patter.pipeline import CallPipeline  # noqa: E402
-from patter.processors.rule_agent import Rule, RuleAgent  # noqa: E402
 
 __version__ = "0.1.0"
 

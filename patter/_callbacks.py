@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from patter._events import Event
 from patter._log import get_logger
-from patter.events import Event
 
 logger = get_logger(__name__)
 

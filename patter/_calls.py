@@ -23,16 +23,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from patter import amd
+from patter import _amd as amd
 from patter._callbacks import fire
+from patter._events import Event
 from patter._log import get_logger
-from patter.events import Event
 
 if TYPE_CHECKING:
+    from patter._agent import Agent
     from patter._callbacks import Callbacks
-    from patter.agent import Agent
-    from patter.events import History
-    from patter.session import CallInfo, CallOptions, CallSession
+    from patter._events import History
+    from patter._session import CallInfo, CallOptions, CallSession
 
 logger = get_logger(__name__)
 

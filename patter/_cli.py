@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from patter import _validate
+from patter._events import Event
 from patter._log import configure_logging, mask_number
 from patter._simulate import (
     Mode,
@@ -33,7 +34,6 @@ from patter._simulate import (
 )
 from patter._target import Target, load_target
 from patter.errors import PatterConfigError, TwilioError
-from patter.events import Event
 from patter.testing.harness import LoopbackWorld
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -337,7 +337,7 @@ def doctor() -> None:
 @app.command()
 def demo() -> None:
     """A whole phone call offline: fake Twilio and vendors, no account, no key."""
-    from patter.demo import run_demo
+    from patter.testing.demo import run_demo
 
     _run(run_demo)
 

@@ -17,8 +17,8 @@ import httpx
 
 from patter import _validate
 from patter._log import mask_number, redact, register_secret
+from patter._server import VOICE_PATH
 from patter.errors import PatterConfigError, TwilioError
-from patter.server import VOICE_PATH
 from patter.transports.twilio_rest import TwilioRest
 
 TIMEOUT_S = 10.0

@@ -7,7 +7,7 @@ way out to a model hub), and share them: loading costs ~0.5 s of CPU and tens of
 model, which a call must not pay. Only the weights are shared; each call keeps its own
 service, buffers and resampler.
 
-Import this module only once ``patter.vendors.require_offline_extra`` has passed: Pipecat's
+Import this module only once ``patter._vendors.require_offline_extra`` has passed: Pipecat's
 Moonshine and Piper modules raise ``ImportError`` at import without their packages.
 """
 
@@ -27,7 +27,7 @@ from piper import PiperVoice
 from piper.config import PiperConfig
 
 from patter._pipecat import FrameDirection, InputAudioRawFrame, TTSService, create_stream_resampler
-from patter.vendors import PIPER_VOICE
+from patter._vendors import PIPER_VOICE
 
 MOONSHINE_TTFS_P99_S = 1.0
 """Speech end → transcript, worst case (the turn's fallback wait when no transcript comes):

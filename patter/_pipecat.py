@@ -1,6 +1,6 @@
 """Every Pipecat name Patter uses, imported in one place (pinned: pipecat-ai 1.14.0).
 
-A Pipecat upgrade should only touch this module and ``patter/vendors.py``. Vendor
+A Pipecat upgrade should only touch this module and ``patter/_vendors.py``. Vendor
 services are imported lazily in ``vendors.py`` so a missing extra fails with a fix.
 """
 

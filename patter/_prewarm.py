@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 from dataclasses import dataclass, field
 
+from patter._agent import Agent
 from patter._log import get_logger
 from patter._pipecat import (
     AsyncHTTPClient,
@@ -27,9 +28,7 @@ from patter._pipecat import (
     VADUserTurnStartStrategy,
 )
 from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
-from patter.agent import Agent
-from patter.processors.barge_in import barge_in_vad_params
-from patter.vendors import (
+from patter._vendors import (
     VendorKeys,
     make_llm,
     make_stt,
@@ -37,6 +36,7 @@ from patter.vendors import (
     openai_connection_pool,
     prompt_frames,
 )
+from patter.processors.barge_in import barge_in_vad_params
 
 logger = get_logger(__name__)
 

@@ -7,8 +7,8 @@ import asyncio
 import uvicorn
 
 from patter._log import get_logger
+from patter._server import PatterServer
 from patter.errors import PatterConfigError
-from patter.server import PatterServer
 
 logger = get_logger(__name__)
 

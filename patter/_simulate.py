@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypedDict
 
+from patter._events import Event
 from patter._target import Target, load_target
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import PatterConfigError
-from patter.events import Event
 from patter.testing.audio import read_wav, resample, write_wav
 from patter.testing.fake_twilio import FakeCall, OutboundScript
 from patter.testing.harness import CALLEE_NUMBER, LoopbackWorld, agent_turn_over
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 Mode = Literal["fakes", "real"]
 TurnKind = Literal["say", "dtmf", "wav"]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from patter._agent import Agent
+from patter._client import Patter
 from patter._log import redact
-from patter.agent import Agent
-from patter.client import Patter
 from patter.errors import PatterConfigError
 
 _loads = itertools.count()

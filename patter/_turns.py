@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from patter._callbacks import CallbackQueue, Callbacks
+from patter._events import Event, History
 from patter._log import get_logger
 from patter._pipecat import (
     DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT,
@@ -21,7 +22,6 @@ from patter._pipecat import (
     LLMContextMessage,
     LLMMessagesAppendFrame,
 )
-from patter.events import Event, History
 from patter.processors.dtmf import dtmf_text
 
 logger = get_logger(__name__)

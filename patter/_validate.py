@@ -8,7 +8,10 @@ from urllib.parse import urlsplit
 
 from patter.errors import PatterConfigError
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
+# Settings are checked with the same rule as tool arguments: one home, re-exported here.
+from patter.processors._phone_numbers import E164 as E164
+from patter.processors._phone_numbers import e164 as e164
+
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}\Z")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")
 
@@ -36,16 +39,6 @@ def env_hint(setting: str) -> str:
     """``"TWILIO_ACCOUNT_SID (or TWILIO_SID)"``: the variables a setting is read from."""
     first, *others = SETTING_ENV[setting]
     return first + (f" (or {', '.join(others)})" if others else "")
-
-
-def e164(value: object, setting: str) -> str:
-    """Return ``value`` if it is an E.164 number (``+15550001234``), else raise."""
-    if not isinstance(value, str) or not E164.match(value):
-        raise PatterConfigError(
-            f"{setting} must be an E.164 phone number like +15550001234 "
-            f"(a '+', the country code, then the number, no spaces); got {value!r}."
-        )
-    return value
 
 
 def required(value: object, setting: str) -> str:

@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
+from patter._security import WebhookVerifier
 from patter._validate import CALL_SID
-from patter.security import WebhookVerifier
 
 MAX_BODY_BYTES = 64 * 1024
 PHONE = re.compile(

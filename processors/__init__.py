@@ -8,7 +8,6 @@ from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector, dtmf_text
-from patter.processors.rule_agent import Rule, RuleAgent
 
 __all__ = [
     "AIDisclosure",
@@ -20,8 +19,6 @@ __all__ = [
     "EchoReference",
     "PlayoutCheckpointFrame",
     "PlayoutCheckpointProbe",
-    "Rule",
-    "RuleAgent",
     "SpeechFromFrames",
     "barge_in_vad_params",
     "dtmf_text",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Collection
 
-from patter import _validate
 from patter._log import get_logger, mask_number
 from patter._pipecat import (
     FunctionCallParams,
@@ -20,8 +19,9 @@ from patter._pipecat import (
     LLMMessagesAppendFrame,
     LLMService,
 )
-from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter.errors import PatterConfigError, TwilioError
+from patter.processors._phone_numbers import e164
+from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.checkpoint import PlayoutCheckpointFrame
 
 logger = get_logger(__name__)
@@ -101,7 +101,7 @@ class CallControl:
     async def _transfer(self, params: FunctionCallParams) -> None:
         try:
             arguments = tool_arguments(params.arguments, TRANSFER_SCHEMA)
-            number = _validate.e164(arguments["phone_number"].strip(), "phone_number")
+            number = e164(arguments["phone_number"].strip(), "phone_number")
         except (BadToolArguments, PatterConfigError) as exc:
             await _refuse(params, str(exc))
             return

@@ -10,10 +10,10 @@ from twilio.request_validator import RequestValidator
 
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, InMemoryCallRegistry
-from patter.events import Event
-from patter.security import MediaTokens, WebhookVerifier
-from patter.server import STATUS_PATH, PatterServer, ServerConfig
-from patter.session import CallInfo, CallOptions
+from patter._events import Event
+from patter._security import MediaTokens, WebhookVerifier
+from patter._server import STATUS_PATH, PatterServer, ServerConfig
+from patter._session import CallInfo, CallOptions
 from patter.testing.harness import LoopbackWorld
 from patter.transports.twilio_rest import TwilioRest
 

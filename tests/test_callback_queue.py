@@ -9,7 +9,7 @@ import pytest
 
 from patter import _callbacks
 from patter._callbacks import CallbackQueue, fire
-from patter.events import Event
+from patter._events import Event
 
 
 @pytest.fixture

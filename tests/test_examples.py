@@ -202,7 +202,7 @@ def test_vendor_swap_hears_with_deepgram_and_speaks_with_elevenlabs(
 
 def test_the_offline_demo_prints_the_whole_conversation() -> None:
     result = subprocess.run(
-        [sys.executable, "-P", "-m", "patter.demo"],
+        [sys.executable, "-P", "-m", "patter.testing.demo"],
         capture_output=True, text=True, timeout=180, cwd="/",
     )
     assert result.returncode == 0, result.stderr[-2000:]

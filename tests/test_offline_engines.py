@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pipecat.frames.frames import VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
 
+from patter._client import Patter
 from patter._pipecat import (
     InputAudioRawFrame,
     TranscriptionFrame,
@@ -16,14 +17,13 @@ from patter._pipecat import (
     TTSSpeakFrame,
     TTSStoppedFrame,
 )
+from patter._vendors import VendorKeys, check_choice, make_stt, make_tts
 from patter.audio import PHONE_RATE_HZ
-from patter.client import Patter
 from patter.errors import PatterConfigError
 from patter.testing.audio import mulaw_to_pcm, pcm_to_mulaw, synthesize_speech
 from patter.testing.harness import PATTER_NUMBER
 from patter.testing.pipeline import running_pipeline
 from patter.testing.wer import word_error_rate
-from patter.vendors import VendorKeys, check_choice, make_stt, make_tts
 
 NO_KEYS = VendorKeys(openai_key=None, deepgram_key=None, elevenlabs_key=None,
                      openai_base_url=None, deepgram_base_url=None, elevenlabs_base_url=None)

@@ -22,4 +22,4 @@ def test_all_lists_exactly_the_public_names_and_each_imports(module: str) -> Non
 def test_patter_imports_as_the_spec_writes() -> None:
     from patter import Patter
 
-    assert Patter.__module__ == "patter.client"
+    assert Patter.__module__ == "patter._client"

@@ -9,7 +9,7 @@ from _hostile_streams import json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter._tool_arguments import BadToolArguments, tool_arguments
+from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.call_control import END_CALL_SCHEMA, TRANSFER_SCHEMA
 
 ARGUMENT_EXAMPLES = 1000

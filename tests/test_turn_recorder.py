@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from patter._callbacks import CallbackQueue, Callbacks
+from patter._events import Event, History
 from patter._pipecat import (
     DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT,
     AssistantTurnStoppedMessage,
@@ -13,7 +14,6 @@ from patter._pipecat import (
     UserTurnStoppedMessage,
 )
 from patter._turns import TurnRecorder
-from patter.events import Event, History
 
 NOTE = {"role": "developer", "content": DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT}
 

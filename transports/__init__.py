@@ -1,4 +1,4 @@
-"""Twilio Media Streams and REST transports, and the simulated phone."""
+"""Twilio Media Streams and REST transports: what runs in production."""
 
 from patter.transports.media_stream import MediaStreamSocket, StreamRejected, StreamStart
 from patter.transports.playout import PlayoutLedger

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from patter.transports.phone import SimulatedPhone
+    from patter.testing.phone import SimulatedPhone
 
 
 API_VERSION = "2010-04-01"

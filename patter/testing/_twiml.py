@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidHandshake
 
 from patter.testing._twilio_state import Dial, FakeCall, utcnow
 from patter.testing._twilio_webhooks import WebhookSender
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 logger = logging.getLogger(__name__)
 

@@ -17,17 +17,17 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from patter.agent import Agent
+from patter._agent import Agent
+from patter._client import Patter
+from patter._outbound import OutboundCall
 from patter.audio import PHONE_RATE_HZ
-from patter.client import Patter
-from patter.outbound import OutboundCall
 from patter.testing._lifecycle import AsyncStartClose
 from patter.testing.audio import resample, synthesize_speech
 from patter.testing.fake_deepgram import FakeDeepgram
 from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
 from patter.testing.fake_twilio import FakeCall, FakeTwilio
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 PATTER_NUMBER = "+15550001234"
 CALLER_NUMBER = "+15557654321"

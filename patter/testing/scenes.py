@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.fake_twilio import FakeCall
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 QUESTION = "Tell me about the restaurant."
 INTERRUPTION = "Do you have vegan dishes?"

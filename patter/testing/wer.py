@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from patter.processors.rule_agent import DIGIT_WORDS
+from patter._rule_agent import DIGIT_WORDS
 
 __all__ = ["normalize_words", "word_edits", "word_error_rate"]
 

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from patter.agent import DEFAULT_DISCLOSURE
-from patter.events import Event
+from patter._agent import DEFAULT_DISCLOSURE
+from patter._events import Event
 from patter.testing import OutboundScript
 from patter.testing.audio import best_match
 from patter.testing.fake_twilio import FakeCall
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 GREETING = "Hello, this is Acme calling about your appointment."
 VOICEMAIL = "Hi, this is Acme Corp calling about your appointment. Please call us back."

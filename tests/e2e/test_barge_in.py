@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from patter.pipeline import CallPipeline
+from patter._pipeline import CallPipeline
 from patter.processors import BargeInGuard
 from patter.testing.audio import best_match, synthesize_speech, tone
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for

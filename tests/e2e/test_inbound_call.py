@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.audio import best_match
 from patter.testing.harness import (
     CALLER_NUMBER,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from patter.agent import DEFAULT_DISCLOSURE
+from patter._agent import DEFAULT_DISCLOSURE
+from patter._events import Event
+from patter._pipeline import CallPipeline
 from patter.errors import PatterConfigError
-from patter.events import Event
-from patter.pipeline import CallPipeline
 from patter.processors.checkpoint import PlayoutCheckpointProbe
 from patter.testing.audio import best_match
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.audio import best_match
 from patter.testing.harness import LoopbackWorld, openai_speech_at_8k, wait_for
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.harness import LoopbackWorld, wait_for
 
 CALLER_SAYS = "When is my appointment?"

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from patter._events import Event
 from patter.errors import PatterConfigError
-from patter.events import Event
 from patter.testing.audio import best_match
 from patter.testing.fake_openai import message_text
 from patter.testing.fake_twilio import FakeCall

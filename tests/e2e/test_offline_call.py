@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.audio import resample, synthesize_speech
 from patter.testing.harness import LoopbackWorld, wait_for
 from patter.testing.wer import word_error_rate

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from patter import OutboundCall, PatterConfigError
-from patter.events import Event
+from patter._events import Event
 from patter.testing import OutboundScript
 from patter.testing.audio import best_match
 from patter.testing.harness import (

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.harness import LoopbackWorld, wait_for
 
 GREETING = "Hello, thanks for calling."

@@ -21,7 +21,7 @@ from patter.testing.harness import OPENAI_KEY, LoopbackWorld, openai_speech_at_8
 
 CALLER_SAYS = "I would like to book a table for two tonight."
 FIRST_MESSAGE = "Hello, how can I help you today?"
-FACTORY_MODEL = "gpt-factory-test"  # the built-in LLM would ask for patter.agent's default
+FACTORY_MODEL = "gpt-factory-test"  # the built-in LLM would ask for patter._agent's default
 
 
 def openai_factories(world: LoopbackWorld, *, voice: str = "nova") -> dict[str, Callable[[], Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.harness import LoopbackWorld, wait_for
 
 

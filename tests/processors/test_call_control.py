@@ -18,11 +18,11 @@ from patter._pipecat import (
     LLMMessagesAppendFrame,
     ToolsSchema,
 )
+from patter._vendors import VendorKeys, make_llm
 from patter.processors.call_control import CallControl
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.testing.fake_openai import FakeOpenAI, message_text
 from patter.testing.harness import wait_for
-from patter.vendors import VendorKeys, make_llm
 
 KEY = "sk-test-call-control"
 BILLING = "+15550001111"

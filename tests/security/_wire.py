@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from patter.client import Patter
+from patter._client import Patter
 from patter.testing.harness import CALLER_NUMBER, PATTER_NUMBER, LoopbackWorld
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 QUIET_S = 0.3  # long enough for a late vendor request to show up, were one coming
 

@@ -17,11 +17,11 @@ from _hostile_streams import examples, hostile_frames, json_values
 from _wire import Wire
 from hypothesis import strategies as st
 
+from patter._events import Event
 from patter._webhook import MAX_BODY_BYTES
-from patter.events import Event
 from patter.testing.fake_openai import Reply, ToolCall
 from patter.testing.harness import LoopbackWorld, wait_for
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 FRAMES_PER_CALL = 400
 FORMS = 150

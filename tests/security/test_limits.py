@@ -9,10 +9,10 @@ from _wire import Wire
 from twilio.request_validator import RequestValidator
 
 from patter._callbacks import Callbacks
+from patter._events import Event
+from patter._security import MediaTokens, WebhookVerifier
+from patter._server import PatterServer, ServerConfig
 from patter._twiml import BUSY_MESSAGE
-from patter.events import Event
-from patter.security import MediaTokens, WebhookVerifier
-from patter.server import PatterServer, ServerConfig
 from patter.testing.harness import LoopbackWorld, wait_for
 from patter.transports.twilio_rest import TwilioRest
 

@@ -14,7 +14,7 @@ from typing import Any
 from _wire import Wire
 from websockets.asyncio.client import connect
 
-from patter.events import Event
+from patter._events import Event
 from patter.testing.harness import LoopbackWorld, wait_for
 
 

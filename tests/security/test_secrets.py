@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import pytest
 from _wire import Wire
 
+from patter._events import Event
 from patter._log import CallSidFilter
-from patter.events import Event
-from patter.security import TOKEN_PATTERN
+from patter._security import TOKEN_PATTERN
 from patter.testing.harness import LoopbackWorld, wait_for
 
 CALLER_SAYS = "I would like a table for two."
@@ -86,7 +86,7 @@ async def test_a_whole_call_logs_no_secret_and_every_call_line_carries_the_call_
     assert set(stamped("Generating TTS [Hello.]")) == {call.sid}  # a Pipecat task of the call
     assert set(stamped("/v1/chat/completions")) == {call.sid}  # httpx, inside Pipecat's LLM
     assert set(stamped("call ended")) == {call.sid}  # Patter's session
-    call_loggers = ("patter.session", "patter.processors.", "patter.transports.")
+    call_loggers = ("patter._session", "patter.processors.", "patter.transports.")
     assert {r.call_sid for r in caplog.records  # type: ignore[attr-defined]
             if r.name.startswith(call_loggers)} == {call.sid}
     assert set(stamped("media stream refused")) == {claimed}
@@ -130,7 +130,7 @@ async def test_a_wrong_twilio_token_fails_serve_without_showing_the_token(
 
 DEMO_WITH_SECRETS_REVEALED = """
 import asyncio, sys
-import patter.demo as demo
+import patter.testing.demo as demo
 from patter.testing.harness import LoopbackWorld
 worlds = []
 class RecordedWorld(LoopbackWorld):

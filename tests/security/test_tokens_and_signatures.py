@@ -8,7 +8,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from patter._log import CallSidFilter, call_sid_var, redact, register_secret
-from patter.security import InvalidMediaToken, MediaTokens, WebhookVerifier
+from patter._security import InvalidMediaToken, MediaTokens, WebhookVerifier
 
 CALL = "CA" + "0" * 32
 OTHER_CALL = "CA" + "1" * 32

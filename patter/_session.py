@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from patter._agent import Agent, Tool
 from patter._callbacks import CallbackQueue, Callbacks
+from patter._events import Event, History
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
@@ -29,15 +31,14 @@ from patter._pipecat import (
     TTSSpeakFrame,
     WorkerRunner,
 )
+from patter._pipeline import CallPipeline
 from patter._prewarm import CallKit, build_kit
 from patter._shared_models import SharedSileroVADAnalyzer
-from patter._tool_arguments import BadToolArguments, tool_arguments
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
-from patter.agent import Agent, Tool
+from patter._vendors import VendorKeys
 from patter.errors import TwilioError
-from patter.events import Event, History
-from patter.pipeline import CallPipeline
+from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
@@ -47,7 +48,6 @@ from patter.processors.dtmf import DtmfInjector
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
-from patter.vendors import VendorKeys
 
 if TYPE_CHECKING:
     from patter._calls import CallEntry
@@ -189,7 +189,7 @@ class CallSession:
     # ----- building -------------------------------------------------------------------
 
     def build_pipeline(self, kit: CallKit | None = None) -> CallPipeline:
-        """The default chain of processors for this call (see ``patter.pipeline``).
+        """The default chain of processors for this call (see ``patter._pipeline``).
 
         ``kit`` is a set of services prepared ahead (``patter._prewarm``); without one,
         they are built now.

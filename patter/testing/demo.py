@@ -16,7 +16,7 @@ from loguru import logger as _loguru
 
 _loguru.remove()  # Pipecat's banner and debug lines would drown the conversation
 
-from patter.events import Event  # noqa: E402
+from patter._events import Event  # noqa: E402
 from patter.testing.fake_openai import message_text  # noqa: E402
 from patter.testing.harness import LoopbackWorld, agent_turn_over, wait_for  # noqa: E402
 
@@ -102,7 +102,7 @@ async def run_demo() -> int:
 
 
 def main() -> None:
-    """Entry point of ``python -m patter.demo``."""
+    """Entry point of ``python -m patter.testing.demo``."""
     logging.basicConfig(level=logging.ERROR)
     sys.exit(asyncio.run(run_demo()))
 

@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from patter import _validate
+from patter._agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter._callbacks import Callback, Callbacks
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
+from patter._outbound import OutboundCall, OutboundCalls
 from patter._pipecat import TTSService
 from patter._render import SpeechCache, voice_fingerprint
+from patter._security import MediaTokens, WebhookVerifier
+from patter._server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
 from patter._serving import ServerRunner
-from patter.agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
-from patter.errors import PatterConfigError
-from patter.outbound import OutboundCall, OutboundCalls
-from patter.security import MediaTokens, WebhookVerifier
-from patter.server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
-from patter.transports.twilio_rest import TwilioRest
-from patter.vendors import (
+from patter._vendors import (
     LLM_VENDORS,
     STT_VENDORS,
     TTS_VENDORS,
@@ -30,6 +28,8 @@ from patter.vendors import (
     is_factory,
     make_tts,
 )
+from patter.errors import PatterConfigError
+from patter.transports.twilio_rest import TwilioRest
 
 logger = get_logger(__name__)
 

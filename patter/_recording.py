@@ -25,7 +25,7 @@ from patter.transports.twilio_rest import TwilioRest
 
 if TYPE_CHECKING:
     from patter._calls import CallEntry
-    from patter.session import CallSession
+    from patter._session import CallSession
 
 logger = get_logger(__name__)
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from patter import _validate
 from patter.errors import PatterConfigError
+from patter.processors._phone_numbers import E164_IN_TEXT
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_DISCLOSURE = "This call is with an AI assistant, and it may be recorded."
 SYSTEM_TOOL_NAMES = ("transfer_call", "end_call")
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_E164_IN_TEXT = re.compile(r"\+[1-9]\d{6,14}\b")
 
 ToolHandler = Callable[..., Any | Awaitable[Any]]
 
@@ -139,7 +139,7 @@ def build_agent(
             raise PatterConfigError(f"tool {tool.name!r}: handler must be a function, not a class.")
     if len(set(names)) != len(names):
         raise PatterConfigError(f"tool names must be unique; got {names}.")
-    allow = {n for n in _E164_IN_TEXT.findall(prompt)}
+    allow = {n for n in E164_IN_TEXT.findall(prompt)}
     for number in transfer_allowlist or ():
         allow.add(_validate.e164(number, "agent(transfer_allowlist=[...])"))
     if hold_music_url is not None:

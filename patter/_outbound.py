@@ -7,7 +7,7 @@ message) goes into the server's registry as soon as Twilio names its CallSid; th
 server's ``/twilio/status`` and ``/twilio/amd`` webhooks report to that entry. Status
 callbacks: initiated, ringing, answered, completed — and busy, no-answer, failed,
 canceled as final statuses. An AMD verdict may arrive before or after the media stream
-starts: it is acted on once both are there (see ``patter.amd``).
+starts: it is acted on once both are there (see ``patter._amd``).
 
 ``on_call_end`` fires exactly once per call, delivered by the entry: with the session's
 event for a call that connected, or, for one that never did (busy, no answer, failed,
@@ -21,15 +21,15 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from patter import amd
+from patter import _amd as amd
+from patter._agent import Agent
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry
+from patter._events import Event
 from patter._log import get_logger, mask_number
-from patter.agent import Agent
+from patter._server import AMD_PATH, STATUS_PATH, VOICE_PATH, PatterServer
+from patter._session import CallInfo
 from patter.errors import TwilioError
-from patter.events import Event
-from patter.server import AMD_PATH, STATUS_PATH, VOICE_PATH, PatterServer
-from patter.session import CallInfo
 
 logger = get_logger(__name__)
 

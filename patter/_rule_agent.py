@@ -23,8 +23,8 @@ from patter._pipecat import (
     LLMSettings,
     LLMTextFrame,
 )
-from patter.agent import _E164_IN_TEXT  # the numbers an agent may transfer to
 from patter.errors import PatterConfigError
+from patter.processors._phone_numbers import E164_IN_TEXT
 
 logger = get_logger(__name__)
 
@@ -137,7 +137,7 @@ class RuleAgent(LLMService[Any]):
         """The rules of ``Patter(llm="rules")``: a human (or 0) — transferred to the first
         E.164 number written in ``system_prompt``, if there is one —, goodbye (or #), a
         number read back, hours, hello."""
-        numbers = _E164_IN_TEXT.findall(system_prompt)
+        numbers = E164_IN_TEXT.findall(system_prompt)
         human = (
             Rule("Transferring you to a person now.", ["human", "person", "operator"],
                  keys="0", transfer_to=numbers[0])

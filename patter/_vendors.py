@@ -3,7 +3,7 @@
 
 Keys and base URLs come from ``Settings``; the offline engines are built in
 ``patter._offline_engines`` (extra ``patter[offline]``), the rule agent in
-``patter.processors.rule_agent``. Instead of a name, a user may give a factory: a
+``patter._rule_agent``. Instead of a name, a user may give a factory: a
 zero-argument callable returning a new Pipecat service, called once per call (a service
 object holds one call's state and sits in one pipeline, so it cannot serve two calls).
 """
@@ -252,7 +252,7 @@ def make_llm(
         llm: LLMService[Any] = from_factory(choice, "llm")
         return llm
     if choice == "rules":
-        from patter.processors.rule_agent import RuleAgent
+        from patter._rule_agent import RuleAgent
 
         return RuleAgent.demo(system_prompt)
     from pipecat.services.openai.llm import OpenAILLMService

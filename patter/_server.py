@@ -23,20 +23,20 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response, WebSocket
 
+from patter._agent import Agent
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
 from patter._hold_music import hold_music_wav
 from patter._log import call_sid_var, get_logger
 from patter._prewarm import KitShelf
+from patter._recording import Recorder
+from patter._security import InvalidMediaToken, MediaTokens, WebhookVerifier
+from patter._session import CallInfo, CallOptions, CallPhase, CallSession
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
+from patter._vendors import VendorKeys
 from patter._webhook import WebhookRejected, read_signed_form, require_call_fields
-from patter.agent import Agent
-from patter.recording import Recorder
-from patter.security import InvalidMediaToken, MediaTokens, WebhookVerifier
-from patter.session import CallInfo, CallOptions, CallPhase, CallSession
 from patter.transports.media_stream import MAX_MESSAGE_BYTES, MediaStreamSocket, StreamRejected
 from patter.transports.twilio_rest import TwilioRest
-from patter.vendors import VendorKeys
 
 logger = get_logger(__name__)
 

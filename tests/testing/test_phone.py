@@ -19,7 +19,7 @@ from patter.testing.audio import (
     synthesize_speech,
     tone,
 )
-from patter.transports.phone import SimulatedPhone
+from patter.testing.phone import SimulatedPhone
 
 
 class ServerSide:

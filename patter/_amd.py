@@ -24,7 +24,7 @@ from patter._log import get_logger
 
 if TYPE_CHECKING:
     from patter._calls import CallEntry
-    from patter.session import CallSession
+    from patter._session import CallSession
 
 logger = get_logger(__name__)
 
