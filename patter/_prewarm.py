@@ -36,11 +36,11 @@ from patter._vendors import (
     openai_connection_pool,
     prompt_frames,
 )
+from patter.audio import PHONE_RATE_HZ
 from patter.processors.barge_in import barge_in_vad_params
 
 logger = get_logger(__name__)
 
-PHONE_RATE_HZ = 8000
 
 
 @dataclass

@@ -37,6 +37,7 @@ from patter._shared_models import SharedSileroVADAnalyzer
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter._vendors import VendorKeys
+from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
 from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.barge_in import BargeInGuard
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 logger = get_logger(__name__)
 
-PHONE_RATE_HZ = 8000
 END_GRACE_S = 5.0
 
 

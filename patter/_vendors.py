@@ -26,9 +26,9 @@ from patter._pipecat import (
     TTSService,
     connection_limits,
 )
+from patter.audio import PHONE_RATE_HZ
 from patter.errors import PatterConfigError
 
-PHONE_RATE_HZ = 8000
 STT_VENDORS = ("openai", "deepgram", "moonshine")
 TTS_VENDORS = ("openai", "elevenlabs", "piper")
 LLM_VENDORS = ("openai", "rules")

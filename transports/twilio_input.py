@@ -17,6 +17,7 @@ from patter._pipecat import (
     create_stream_resampler,
     ulaw_to_pcm,
 )
+from patter.audio import PHONE_RATE_HZ
 from patter.transports._stream_messages import (
     CallerAudio,
     KeyPressed,
@@ -30,7 +31,6 @@ from patter.transports.playout import PlayoutLedger
 
 logger = get_logger(__name__)
 
-PHONE_RATE_HZ = 8000
 StreamEndCallback = Callable[[str], Awaitable[None]]
 
 

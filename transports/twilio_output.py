@@ -29,13 +29,13 @@ from patter._pipecat import (
     obj_id,
     pcm_to_ulaw,
 )
+from patter.audio import PHONE_RATE_HZ
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_speech import TwilioAgentSpeech
 
 logger = get_logger(__name__)
 
-PHONE_RATE_HZ = 8000
 InterruptedCallback = Callable[[str], Awaitable[None]]
 
 

@@ -7,13 +7,12 @@ output paces and holds by it. Outside, the agent's voice is ``speech`` (``AgentS
 from __future__ import annotations
 
 from patter._pipecat import BaseTransport, TransportParams
+from patter.audio import PHONE_RATE_HZ
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_input import StreamEndCallback, TwilioMediaInput
 from patter.transports.twilio_output import InterruptedCallback, TwilioMediaOutput
 from patter.transports.twilio_speech import TwilioAgentSpeech
-
-PHONE_RATE_HZ = 8000
 
 
 def phone_transport_params(*, chunk_ms: int = 40) -> TransportParams:

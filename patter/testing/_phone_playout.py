@@ -8,13 +8,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from patter.audio import PHONE_RATE_HZ, level_dbfs
 from patter.testing.audio import mulaw_to_pcm
 
 FRAME_BYTES = 160
 """One Twilio media frame: 20 ms of 8 kHz mu-law."""
-BYTES_PER_S = 8000
+BYTES_PER_S = PHONE_RATE_HZ  # mu-law: one byte a sample
 MAX_LAG_S = 0.1
 """A clock slip longer than this restarts the schedule instead of catching up."""
 _VOICED_DBFS = -45.0
@@ -23,11 +22,7 @@ _SILENT_BYTE = b"\xff"
 
 def is_voiced(ulaw: bytes) -> bool:
     """True if mu-law audio is louder than -45 dBFS (the threshold of ``voiced_seconds``)."""
-    samples = np.frombuffer(mulaw_to_pcm(ulaw), dtype=np.int16).astype(np.float64)
-    if samples.size == 0:
-        return False
-    rms = float(np.sqrt(np.mean(samples**2))) / 32768.0
-    return bool(20 * np.log10(max(rms, 1e-9)) > _VOICED_DBFS)
+    return level_dbfs(mulaw_to_pcm(ulaw)) > _VOICED_DBFS
 
 
 @dataclass
