@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from patter._pipecat import create_file_resampler
+from patter import _pipecat
 
 __all__ = ["PHONE_RATE_HZ", "SILENCE_DBFS", "frame_levels_dbfs", "level_dbfs", "resample"]
 
@@ -47,5 +47,5 @@ async def resample(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
     """Resample a whole buffer of 16-bit mono PCM with Pipecat's file resampler (soxr)."""
     if from_hz == to_hz:
         return pcm
-    out: bytes = await create_file_resampler(quality="HQ").resample(pcm, from_hz, to_hz)
+    out: bytes = await _pipecat.create_file_resampler(quality="HQ").resample(pcm, from_hz, to_hz)
     return out
