@@ -223,7 +223,7 @@ def test_the_offline_demo_is_a_real_call_written_to_a_stereo_wav(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "offline speech engines are missing" not in out  # the dev install has them
+    assert "speech engines are missing" not in out  # the dev install has them
     assert "agent │ This call is with an AI assistant" in out
     heard = [line for line in out.splitlines() if "caller │" in line]
     assert any("open" in line for line in heard), out  # Moonshine heard the first line…

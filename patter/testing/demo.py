@@ -75,8 +75,8 @@ async def run_demo(out: Path = Path(".")) -> int:
             from patter.testing._demo_offline import run_offline_call
 
             return await run_offline_call(world, out, _print)
-        print(f"The offline speech engines are missing ({missing}); this is the demo on "
-              "the fakes, with scripted transcripts.")
+        print("The offline speech engines are missing, so this is the demo on the fakes "
+              f"(scripted transcripts, no demo-call.wav). {missing}")
         return await _run_on_fakes(world)
 
 
