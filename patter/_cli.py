@@ -39,10 +39,6 @@ from patter.testing.harness import LoopbackWorld
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DTMF_KEYS = "0123456789*#"
 TURN_OPTIONS: dict[str, TurnKind] = {"--say": "say", "--dtmf": "dtmf", "--wav": "wav"}
-OFFLINE_MESSAGE = (
-    "--offline needs the offline speech engines (pip install 'patter[offline]'), which are "
-    "not available yet: use --fakes (the default) or --real."
-)
 
 app = typer.Typer(
     help="Put an AI voice agent on a phone line: serve it, call out, simulate a call, "
@@ -251,7 +247,9 @@ def simulate(
                      "environment; the phone line and Twilio are still simulated."),
     ] = False,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Local speech engines (not available yet).")
+        bool, typer.Option("--offline", help="Local speech engines (patter[offline]): "
+                           "espeak-ng speaks each --say, Moonshine hears it, Piper speaks "
+                           "the agent's replies. No key needed.")
     ] = False,
     save_wav: Annotated[
         Path | None, typer.Option(help="Write what the caller heard to this WAV file.")
@@ -278,13 +276,11 @@ def simulate(
     """
     if sum((fakes, real, offline)) > 1:
         raise _fail("choose one of --fakes, --real and --offline.", EXIT_USAGE)
-    if offline:
-        raise _fail(OFFLINE_MESSAGE, EXIT_USAGE)
     bad_keys = [keys for keys in dtmf or [] if not keys or set(keys) - set(DTMF_KEYS)]
     if bad_keys:
         raise _fail(f"--dtmf {bad_keys[0]!r}: keys are {DTMF_KEYS} only, e.g. --dtmf 1 or "
                     "--dtmf '12#'.", EXIT_USAGE)
-    mode: Mode = "real" if real else "fakes"
+    mode: Mode = "real" if real else "offline" if offline else "fakes"
     if mode == "real":
         _load_settings()
     turns = _turns(ctx.meta.get("raw_args", []), {
@@ -335,11 +331,16 @@ def doctor() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """A whole phone call offline: fake Twilio and vendors, no account, no key."""
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Folder for demo-call.wav and demo-call.png.")
+    ] = Path("."),
+) -> None:
+    """A whole phone call offline, no account, no key: with patter[offline] Moonshine hears
+    the caller, a rule agent answers and Piper speaks; writes demo-call.wav and .png."""
     from patter.testing.demo import run_demo
 
-    _run(run_demo)
+    _run(lambda: run_demo(out))
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ server over a real signed webhook and Media Stream, and a ``SimulatedPhone`` is 
 caller. With ``fakes`` the vendors are the loopback fakes too: the fake STT "hears" each
 ``say`` turn as its text (it cannot recognise speech; a WAV turn is heard as its file
 name) and the fake LLM answers ``You said: …`` unless a test scripts it. With ``real``
-the agent's own vendors and keys (from the environment) hear and answer.
+the agent's own vendors and keys (from the environment) hear and answer. With
+``offline`` Moonshine really hears the caller's lines (spoken by espeak-ng) and Piper
+speaks (``with_offline_speech``); the agent's own LLM stays, on the fake OpenAI if it
+is OpenAI, so no key is needed.
 
 The agent's module builds its ``Patter`` from the environment when it is imported, so
 the import runs under the world's settings (``LoopbackWorld.environment``) and the
@@ -15,6 +18,7 @@ process environment is restored right after.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +28,7 @@ from typing import Literal, TypedDict
 
 from patter._events import Event
 from patter._target import Target, load_target
+from patter._vendors import PIPER_VOICE, require_offline_extra
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import PatterConfigError
 from patter.testing.audio import read_wav, resample, write_wav
@@ -31,7 +36,7 @@ from patter.testing.fake_twilio import FakeCall, OutboundScript
 from patter.testing.harness import CALLEE_NUMBER, LoopbackWorld, agent_turn_over
 from patter.testing.phone import SimulatedPhone
 
-Mode = Literal["fakes", "real"]
+Mode = Literal["fakes", "real", "offline"]
 TurnKind = Literal["say", "dtmf", "wav"]
 Show = Callable[[str, str], None]
 """Prints one line of the call: (who, text), who being ``caller``, ``agent`` or ``call``."""
@@ -99,8 +104,23 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 def load_in_world(world: LoopbackWorld, spec: str, mode: Mode) -> Target:
     """Import the agent named by ``spec`` wired to ``world``: its Twilio, number and URL
     always, and with ``fakes`` its vendors too (``real`` keeps the environment's)."""
-    with environment(world.environment(vendors=mode == "fakes")):
-        return load_target(spec)
+    with environment(world.environment(vendors=mode != "real")):
+        target = load_target(spec)
+    return with_offline_speech(target) if mode == "offline" else target
+
+
+def with_offline_speech(target: Target) -> Target:
+    """``target`` with its agent hearing through Moonshine and speaking with Piper (kept
+    as they are if the agent is offline already); a ``PatterConfigError`` naming the fix
+    if the offline extra is not installed."""
+    require_offline_extra("stt", "moonshine")
+    require_offline_extra("tts", "piper")
+    agent = target.agent
+    if agent.tts != "piper":
+        agent = dataclasses.replace(agent, tts="piper", voice=PIPER_VOICE)
+    if agent.stt != "moonshine":
+        agent = dataclasses.replace(agent, stt="moonshine")
+    return dataclasses.replace(target, agent=agent)
 
 
 def script_fake_stt(world: LoopbackWorld, turns: list[Turn]) -> None:

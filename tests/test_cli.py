@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from patter._cli import app
 from patter._simulate import load_in_world
+from patter._vendors import PIPER_VOICE
 from patter.testing.fake_twilio import OutboundScript
 from patter.testing.harness import CALLEE_NUMBER, PATTER_NUMBER, LoopbackWorld, free_port
 
@@ -50,7 +51,6 @@ def test_every_command_has_help(command: list[str]) -> None:
         (["simulate", f"{IVR}:agnt"], "has no attribute 'agnt'; it defines agent"),
         (["simulate", f"{IVR}:phone"], "is a Patter, not an agent"),
         (["call", "555-0001", f"{IVR}:agent"], "call(to=...) must be an E.164 phone number"),
-        (["simulate", f"{IVR}:agent", "--offline"], "pip install 'patter[offline]'"),
         (["simulate", f"{IVR}:agent", "--fakes", "--real"], "choose one of --fakes"),
         (["simulate", f"{IVR}:agent", "--wav", "nothing.wav"], "give a 16-bit mono WAV"),
         (["simulate", f"{IVR}:agent", "--dtmf", "1x"], "keys are 0123456789*# only"),
@@ -76,6 +76,28 @@ def test_simulate_plays_the_turns_in_the_order_given_and_saves_the_call(tmp_path
     assert any(line.startswith("call: call ended by caller") for line in lines)
     with wave.open(str(saved)) as wav:
         assert wav.getframerate() == 8000 and wav.getnframes() > 8000
+
+
+def test_simulate_offline_hears_the_caller_with_moonshine_and_speaks_with_piper() -> None:
+    result = patter(
+        "simulate", f"{ROOT}/examples/offline_bot.py:agent", "--offline",
+        "--say", "What time do you open?", "--dtmf", "#",
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    heard = [line for line in lines if line.startswith("caller: ") and "open" in line]
+    assert heard, result.output  # recognised from espeak-ng's speech, not scripted
+    assert "agent: We are open from nine to five, Monday to Friday." in lines
+    assert "agent: Goodbye!" in lines
+
+
+def test_simulate_offline_swaps_in_the_offline_engines() -> None:
+    async def loaded() -> tuple[object, object, str]:
+        async with LoopbackWorld() as world:
+            agent = load_in_world(world, f"{IVR}:agent", "offline").agent
+            return agent.stt, agent.tts, agent.voice
+
+    assert asyncio.run(loaded()) == ("moonshine", "piper", PIPER_VOICE)
 
 
 def test_a_module_target_is_found_in_the_current_folder(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,5 @@
 """Each bundled example runs as ``patter simulate`` runs it: imported under its own loopback
-world's settings and called through the simulated phone, all six at once; the fake LLM is
+world's settings and called through the simulated phone, all at once; the fake LLM is
 scripted where the example's behaviour depends on what the model decides."""
 
 from __future__ import annotations
@@ -9,19 +9,25 @@ import contextlib
 import io
 import subprocess
 import sys
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest_asyncio
 
 from patter._simulate import Outbound, Outcome, Turn, load_in_world, run_call, script_fake_stt
+from patter.audio import level_dbfs
+from patter.testing._demo_offline import RULES
 from patter.testing.fake_openai import message_text
 from patter.testing.harness import PATTER_NUMBER, LoopbackWorld
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BILLING, SUPPORT = "+15550001111", "+15550002222"
+FRONT_DESK = "+15550001111"
+HOURS_REPLY = RULES[0].reply
 
 
 @dataclass
@@ -54,6 +60,7 @@ SCENES = {
     "outbound_voicemail": Scene([], machine_answers=True),
     "custom_pipeline": Scene([Turn("say", "What are your opening hours?")]),
     "vendor_swap": Scene([Turn("say", "Hello there.")]),
+    "offline_bot": Scene([Turn("dtmf", "0")]),
 }
 
 
@@ -200,15 +207,31 @@ def test_vendor_swap_hears_with_deepgram_and_speaks_with_elevenlabs(
     )
 
 
-def test_the_offline_demo_prints_the_whole_conversation() -> None:
+def test_offline_bot_answers_with_its_rules_and_transfers_on_0(
+    runs: tuple[dict[str, Run], str],
+) -> None:
+    run, outcome, world = ran(runs, "offline_bot")
+    assert ("agent", "Putting you through to the front desk.") in run.lines
+    assert outcome.call is not None and [d.number for d in outcome.call.dials] == [FRONT_DESK]
+    assert not world.openai.chat_requests and not world.openai.spoken
+
+
+def test_the_offline_demo_is_a_real_call_written_to_a_stereo_wav(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-P", "-m", "patter.testing.demo"],
+        [sys.executable, "-P", "-m", "patter.testing.demo", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=180, cwd="/",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
+    assert "speech engines are missing" not in out  # the dev install has them
     assert "agent │ This call is with an AI assistant" in out
-    assert "caller │ Hi I would like to book a table for two tonight." in out
-    assert "agent │ Done: a table for two at eight tonight." in out
+    heard = [line for line in out.splitlines() if "caller │" in line]
+    assert any("open" in line for line in heard), out  # Moonshine heard the first line…
+    assert f"agent │ {HOURS_REPLY}" in out  # …and the rule agent answered it
     assert "caller │ [DTMF: 1]" in out
-    assert "call ended by caller" in out
+    assert "call ended by agent" in out and "1 barge-in cut" in out
+    with wave.open(str(tmp_path / "demo-call.wav")) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
+        both = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
+    assert level_dbfs(both[:, 0].copy()) > -45 and level_dbfs(both[:, 1].copy()) > -45
+    assert (tmp_path / "demo-call.png").read_bytes().startswith(b"\x89PNG")

@@ -16,13 +16,14 @@ FRAME_BYTES = 160
 BYTES_PER_S = PHONE_RATE_HZ  # mu-law: one byte a sample
 MAX_LAG_S = 0.1
 """A clock slip longer than this restarts the schedule instead of catching up."""
-_VOICED_DBFS = -45.0
+VOICED_DBFS = -45.0
+"""Audio louder than this counts as voiced (speech heard, not silence or line noise)."""
 _SILENT_BYTE = b"\xff"
 
 
 def is_voiced(ulaw: bytes) -> bool:
     """True if mu-law audio is louder than -45 dBFS (the threshold of ``voiced_seconds``)."""
-    return level_dbfs(mulaw_to_pcm(ulaw)) > _VOICED_DBFS
+    return level_dbfs(mulaw_to_pcm(ulaw)) > VOICED_DBFS
 
 
 @dataclass
