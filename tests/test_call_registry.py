@@ -11,11 +11,9 @@ from twilio.request_validator import RequestValidator
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, InMemoryCallRegistry
 from patter._events import Event
-from patter._security import MediaTokens, WebhookVerifier
-from patter._server import STATUS_PATH, PatterServer, ServerConfig
+from patter._server import STATUS_PATH, PatterServer
 from patter._session import CallInfo, CallOptions
 from patter.testing.harness import LoopbackWorld
-from patter.transports.twilio_rest import TwilioRest
 
 CALLEE = "+15550009876"
 
@@ -33,26 +31,6 @@ def placed_entry(world: LoopbackWorld, call_sid: str, ended: list[Event]) -> Cal
         callbacks=Callbacks(on_call_end=ended.append),
         options=CallOptions(hold_music_url="https://example.com/hold.wav", caller_id=CALLEE),
         placed=True,
-    )
-
-
-def in_process_server(world: LoopbackWorld) -> PatterServer:
-    phone = world.patter()
-    token = world.twilio.auth_token
-    return PatterServer(
-        ServerConfig(
-            public_url=world.public_url,
-            phone_number=phone.phone_number,
-            agent=phone.agent("You are a test bot."),
-            keys=phone.keys,
-            callbacks=Callbacks(),
-            max_calls=1,
-            max_duration_s=None,
-        ),
-        rest=TwilioRest(world.twilio.account_sid, token, base_url=world.twilio.base_url),
-        verifier=WebhookVerifier(token, world.public_url),
-        tokens=MediaTokens(),
-        disclosure_audio=lambda _agent: asyncio.sleep(0, result=b""),
     )
 
 
@@ -192,7 +170,7 @@ async def test_ended_calls_kept_for_their_recording_are_dropped_oldest_first(
 
 
 async def test_a_status_callback_for_an_unknown_call_is_ignored(world: LoopbackWorld) -> None:
-    server = in_process_server(world)
+    server = world.in_process_server()
 
     assert await post_status(world, server, new_call_sid(), "completed") == 204
     assert await server.registry.entries() == []
@@ -201,7 +179,7 @@ async def test_a_status_callback_for_an_unknown_call_is_ignored(world: LoopbackW
 async def test_a_final_status_ends_a_placed_call_that_never_streamed_once(
     world: LoopbackWorld,
 ) -> None:
-    server = in_process_server(world)
+    server = world.in_process_server()
     ended: list[Event] = []
     entry = await server.registry.add(placed_entry(world, new_call_sid(), ended))
 
@@ -217,7 +195,7 @@ async def test_a_final_status_ends_a_placed_call_that_never_streamed_once(
 async def test_a_final_status_leaves_a_streaming_call_to_its_session(
     world: LoopbackWorld,
 ) -> None:
-    server = in_process_server(world)
+    server = world.in_process_server()
     ended: list[Event] = []
     entry = await server.registry.add(placed_entry(world, new_call_sid(), ended))
     assert await server.registry.claim_stream(entry.call_sid)

@@ -18,8 +18,11 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from patter._agent import Agent
+from patter._callbacks import Callbacks
 from patter._client import Patter
 from patter._outbound import OutboundCall
+from patter._security import MediaTokens, WebhookVerifier
+from patter._server import PatterServer, ServerConfig
 from patter.audio import PHONE_RATE_HZ
 from patter.testing._lifecycle import AsyncStartClose
 from patter.testing.audio import resample, synthesize_speech
@@ -28,6 +31,7 @@ from patter.testing.fake_elevenlabs import FakeElevenLabs
 from patter.testing.fake_openai import FakeOpenAI
 from patter.testing.fake_twilio import FakeCall, FakeTwilio
 from patter.testing.phone import SimulatedPhone
+from patter.transports.twilio_rest import TwilioRest
 
 PATTER_NUMBER = "+15550001234"
 CALLER_NUMBER = "+15557654321"
@@ -129,6 +133,28 @@ class LoopbackWorld(AsyncStartClose):
         }
         settings.update(overrides)
         return settings
+
+    def in_process_server(self, *, max_calls: int = 1, token_ttl_s: float = 60.0) -> PatterServer:
+        """A Patter server for this world that is not listening on a port: drive its ASGI app
+        (``server.app``) in-process, e.g. with ``httpx.ASGITransport``. Its agent says nothing
+        (the disclosure renders as no audio), so only the webhooks and limits are exercised."""
+        phone = self.patter()
+        token = self.twilio.auth_token
+        return PatterServer(
+            ServerConfig(
+                public_url=self.public_url,
+                phone_number=phone.phone_number,
+                agent=phone.agent("You are a test bot."),
+                keys=phone.keys,
+                callbacks=Callbacks(),
+                max_calls=max_calls,
+                max_duration_s=None,
+            ),
+            rest=TwilioRest(self.twilio.account_sid, token, base_url=self.twilio.base_url),
+            verifier=WebhookVerifier(token, self.public_url),
+            tokens=MediaTokens(ttl_s=token_ttl_s),
+            disclosure_audio=lambda _agent: asyncio.sleep(0, result=b""),
+        )
 
     async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
         """Run ``phone.serve(agent, ...)`` in the background until the world closes."""

@@ -8,13 +8,9 @@ import httpx
 from _wire import Wire
 from twilio.request_validator import RequestValidator
 
-from patter._callbacks import Callbacks
 from patter._events import Event
-from patter._security import MediaTokens, WebhookVerifier
-from patter._server import PatterServer, ServerConfig
 from patter._twiml import BUSY_MESSAGE
 from patter.testing.harness import LoopbackWorld, wait_for
-from patter.transports.twilio_rest import TwilioRest
 
 CALLER_SAYS = "Can I still book a table?"
 BOT_SAYS = "Yes, there is room at eight."
@@ -87,24 +83,8 @@ async def test_an_answered_call_whose_stream_never_comes_frees_its_line_when_the
     world: LoopbackWorld, wire: Wire
 ) -> None:
     """A signed webhook without a stream must not hold one of the ``max_calls`` lines forever."""
-    token = world.twilio.auth_token
-    phone = world.patter()
-    server = PatterServer(
-        ServerConfig(
-            public_url=world.public_url,
-            phone_number=phone.phone_number,
-            agent=phone.agent("You are a test bot."),
-            keys=phone.keys,
-            callbacks=Callbacks(),
-            max_calls=1,
-            max_duration_s=None,
-        ),
-        rest=TwilioRest(world.twilio.account_sid, token, base_url=world.twilio.base_url),
-        verifier=WebhookVerifier(token, world.public_url),
-        tokens=MediaTokens(ttl_s=0.5),
-        disclosure_audio=lambda _agent: asyncio.sleep(0, result=b""),
-    )
-    validator = RequestValidator(token)
+    server = world.in_process_server(token_ttl_s=0.5)
+    validator = RequestValidator(world.twilio.auth_token)
 
     async def ring(call_sid: str) -> str:
         params = wire.call_params(call_sid)
