@@ -121,13 +121,14 @@ async def test_a_connected_placed_call_ends_with_what_twilio_reported(
     entry = placed_entry(world, new_call_sid(), [])
     entry.verdict_reported("machine_end_beep")
     entry.record_voicemail_left(True)
-    entry.recording_started("RE0123", "https://api.twilio.com/RE0123")
+    url = f"{world.twilio.base_url}/RE0123"
+    entry.recording_started("RE0123", url)
 
     assert entry.end_fields() == {
         "status": "completed",
         "answered_by": "machine_end_beep",
         "voicemail_left": True,
-        "recording": {"sid": "RE0123", "url": "https://api.twilio.com/RE0123",
+        "recording": {"sid": "RE0123", "url": url,
                       "status": "in-progress", "duration": None},
     }
 
