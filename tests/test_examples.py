@@ -226,7 +226,9 @@ def test_the_offline_demo_is_a_real_call_written_to_a_stereo_wav(tmp_path: Path)
     assert "speech engines are missing" not in out  # the dev install has them
     assert "agent │ This call is with an AI assistant" in out
     heard = [line for line in out.splitlines() if "caller │" in line]
-    assert any("open" in line for line in heard), out  # Moonshine heard the first line…
+    # Moonshine heard the first line ("open" is sometimes heard as "know, Ben": the rule
+    # listens for "time" too)…
+    assert any("open" in line or "time" in line for line in heard), out
     assert f"agent │ {HOURS_REPLY}" in out  # …and the rule agent answered it
     assert "caller │ [DTMF: 1]" in out
     assert "call ended by agent" in out and "1 barge-in cut" in out

@@ -26,7 +26,7 @@ MENU_REPLY = ("Our menu changes every week. Tonight we have a tomato soup, a mus
               "risotto, a grilled sea bass with lemon, and a chocolate tart for dessert. "
               "All our bread is baked here every morning.")
 RULES = (
-    Rule("We are open from noon to ten, every day.", ["open", "hours"]),
+    Rule("We are open from noon to ten, every day.", ["open", "hours", "time"]),
     Rule(MENU_REPLY, ["menu"]),
     Rule("Press 1 to book for tonight, or 2 for tomorrow.", ["book", "table"]),
     Rule("Your table for tonight is booked. Goodbye!", keys="1", end_call=True),
