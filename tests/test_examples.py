@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import subprocess
 import sys
 import wave
@@ -237,3 +238,23 @@ def test_the_offline_demo_is_a_real_call_written_to_a_stereo_wav(tmp_path: Path)
         both = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
     assert level_dbfs(both[:, 0].copy()) > -45 and level_dbfs(both[:, 1].copy()) > -45
     assert (tmp_path / "demo-call.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_demo_without_the_offline_extra_says_so_and_calls_on_the_fakes(
+    tmp_path: Path,
+) -> None:
+    # A ``sitecustomize`` that marks Moonshine as absent, as on an install without
+    # ``patter[offline]``: importing it fails and ``find_spec`` finds nothing.
+    absent = 'import sys\nsys.modules["moonshine_voice"] = None\n'
+    (tmp_path / "sitecustomize.py").write_text(absent)
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "patter.testing.demo", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=180, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "speech engines are missing" in out and "pip install 'patter[offline]'" in out
+    assert "agent │ This call is with an AI assistant" in out
+    assert "caller │" in out and "call ended" in out
+    assert not (tmp_path / "demo-call.wav").exists()
