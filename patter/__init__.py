@@ -18,6 +18,15 @@ import os as _os
 if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "processors")):
     __path__.append(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 
+# Pipecat logs a version banner to stderr when it is first imported: noise before the first
+# line of the `patter` command or of an app (Pipecat hides it for its own CLI the same way).
+from loguru import logger as _loguru  # noqa: E402
+
+_loguru.disable("pipecat")
+import pipecat  # noqa: E402,F401,I001
+
+_loguru.enable("pipecat")
+
 from patter._agent import Agent, Tool  # noqa: E402
 from patter._client import Patter  # noqa: E402
 from patter._events import Event  # noqa: E402
