@@ -3,13 +3,12 @@ timeline picture (PNG), both placed on the simulated phone's timeline."""
 
 from __future__ import annotations
 
-import struct
 import wave
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from patter.audio import PHONE_RATE_HZ
 from patter.testing.phone import SimulatedPhone
@@ -17,7 +16,10 @@ from patter.testing.phone import SimulatedPhone
 _CALLER_RGB = (52, 101, 164)
 _AGENT_RGB = (78, 154, 6)
 _CUT_RGB = (204, 0, 0)
+_GRID_RGB = (225, 225, 225)
 _PX_PER_S = 40
+_LEFT_PX = 90
+"""Room for the row labels, left of the timeline."""
 
 
 def _spans(phone: SimulatedPhone, start: str, stop: str) -> list[tuple[float, float]]:
@@ -66,35 +68,31 @@ def write_call_wav(path: Path, phone: SimulatedPhone, caller_lines: Sequence[byt
 
 
 def write_timeline_png(path: Path, phone: SimulatedPhone) -> None:
-    """Draw the call: caller speech (blue, top row), agent speech heard (green, bottom
-    row), each barge-in cut (a red line), with a tick every second."""
+    """Draw the call with Pillow (a Pipecat dependency): caller speech (blue, top row),
+    agent speech heard (green, bottom row), each barge-in cut (a red line), labelled,
+    with a tick and the time every five seconds."""
     t0 = phone.events[0].t
-    width = round((phone.events[-1].t - t0 + 1.0) * _PX_PER_S)
-    image = np.full((90, width, 3), 255, dtype=np.uint8)
-    image[::, ::_PX_PER_S] = 225  # one-second grid
+    length_s = phone.events[-1].t - t0 + 1.0
+    image = Image.new("RGB", (_LEFT_PX + round(length_s * _PX_PER_S), 130), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
 
-    def bar(spans: list[tuple[float, float]], rows: slice, rgb: tuple[int, int, int]) -> None:
-        for begin, end in spans:
-            image[rows, round((begin - t0) * _PX_PER_S):round((end - t0) * _PX_PER_S) + 1] = rgb
+    def x_at(t: float) -> int:
+        return _LEFT_PX + round((t - t0) * _PX_PER_S)
 
-    bar(_spans(phone, "caller_audio_started", "caller_audio_ended"), slice(10, 40), _CALLER_RGB)
-    bar(_spans(phone, "playout_started", "playout_stopped"), slice(50, 80), _AGENT_RGB)
+    for second in range(int(length_s) + 1):
+        x = _LEFT_PX + second * _PX_PER_S
+        draw.line([(x, 20), (x, 100)], fill=_GRID_RGB)
+        if second % 5 == 0:
+            draw.text((x, 104), f"{second} s", fill="black", font=font, anchor="mt")
+    rows = (("caller", "caller_audio_started", "caller_audio_ended", 24, _CALLER_RGB),
+            ("agent heard", "playout_started", "playout_stopped", 64, _AGENT_RGB))
+    for label, start, stop, top, rgb in rows:
+        draw.text((6, top + 15), label, fill="black", font=font, anchor="lm")
+        for begin, end in _spans(phone, start, stop):
+            draw.rectangle([(x_at(begin), top), (x_at(end), top + 30)], fill=rgb)
     for cut in phone.events_of("clear_received"):
-        x = round((cut.t - t0) * _PX_PER_S)
-        image[:, max(0, x - 1):x + 2] = _CUT_RGB
-    _write_png(path, image)
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    """An 8-bit RGB PNG of ``rgb`` (height × width × 3), no dependency beyond zlib."""
-    height, width, _ = rgb.shape
-    rows = np.concatenate((np.zeros((height, 1), dtype=np.uint8), rgb.reshape(height, -1)), 1)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n"
-                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(rows.tobytes()))
-                     + chunk(b"IEND", b""))
+        x = x_at(cut.t)
+        draw.line([(x, 14), (x, 100)], fill=_CUT_RGB, width=3)
+        draw.text((x + 4, 2), "barge-in cut", fill=_CUT_RGB, font=font)
+    image.save(path, format="PNG")
