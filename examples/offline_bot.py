@@ -19,7 +19,7 @@ from patter import Patter, Rule, RuleAgent
 FRONT_DESK = "+15550001111"
 
 RULES = [
-    Rule("We are open from nine to five, Monday to Friday.", ["open", "opening", "hours"]),
+    Rule("We are open from nine to five, Monday to Friday.", ["open", "opening", "hours", "time"]),
     Rule("Press 0 to reach the front desk, or pound to hang up.", ["help", "menu"]),
     Rule("Putting you through to the front desk.", ["person", "human"], keys="0",
          transfer_to=FRONT_DESK),
