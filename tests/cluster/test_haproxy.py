@@ -1,0 +1,85 @@
+"""Three Patter processes behind a real HAProxy: inbound calls spread across them, each
+stream reaches the instance that answered it, and each call completes end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import pytest_asyncio
+from _haproxy_world import (
+    Conversation,
+    events,
+    haproxy_world,
+    stream_instance,
+    wait_for_event,
+    whole_call,
+)
+
+CALLS = 6
+
+
+@dataclass
+class Run:
+    """Everything the module's one cluster run observed."""
+
+    talks: list[Conversation]
+    starts: dict[str, list[dict[str, str]]]
+    ends: dict[str, list[dict[str, str]]]
+    health: dict[str, int] = field(default_factory=dict)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(module_clean_env: None) -> Run:
+    """One cluster; its health answers; then CALLS concurrent calls through it, each waited
+    on until its instance reported its end."""
+    async with haproxy_world() as (world, cluster):
+        health: dict[str, int] = {}
+        async with httpx.AsyncClient(trust_env=False) as http:
+            for path in ("/healthz", "/readyz"):
+                health[f"balancer {path}"] = (await http.get(cluster.url + path)).status_code
+                for instance in cluster.instances:
+                    answer = await http.get(instance.url + path)
+                    health[f"{instance.id} {path}"] = answer.status_code
+        talks = await asyncio.gather(*(whole_call(world) for _ in range(CALLS)))
+        for talk in talks:
+            await wait_for_event(cluster, "end", talk.call.sid)
+        await asyncio.sleep(0.5)  # a second on_call_end would arrive here
+        sids = [talk.call.sid for talk in talks]
+        return Run(
+            talks,
+            {sid: events(cluster, "start", sid) for sid in sids},
+            {sid: events(cluster, "end", sid) for sid in sids},
+            health,
+        )
+
+
+def test_healthz_and_readyz_answer_through_the_balancer_and_on_each_instance(run: Run) -> None:
+    assert run.health and all(status == 200 for status in run.health.values()), run.health
+
+
+def test_every_call_is_answered_greets_hears_the_caller_and_is_answered(run: Run) -> None:
+    for talk in run.talks:
+        assert not talk.problems, talk.problems
+        assert talk.heard_greeting and talk.heard_reply
+
+
+def test_calls_spread_across_the_three_instances(run: Run) -> None:
+    answered_by = {stream_instance(talk.call) for talk in run.talks}
+    assert answered_by == {"p1", "p2", "p3"}
+
+
+@pytest.mark.parametrize("call", range(CALLS))
+def test_each_stream_reaches_the_instance_that_answered_its_call(run: Run, call: int) -> None:
+    talk = run.talks[call]
+    starts = run.starts[talk.call.sid]
+    assert [start["instance"] for start in starts] == [stream_instance(talk.call)]
+
+
+def test_each_call_ends_once_by_the_caller(run: Run) -> None:
+    for talk in run.talks:
+        ends = run.ends[talk.call.sid]
+        assert [end["ended_by"] for end in ends] == ["caller"], ends
+        assert talk.call.status == "completed"
