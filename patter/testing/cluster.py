@@ -17,7 +17,9 @@ instance, in every list) and its front bound to ``127.0.0.1:port``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -290,3 +292,46 @@ class LocalCluster(AsyncStartClose):
                 writer.close()
                 break
         self.redis_url = f"redis://127.0.0.1:{port}/0"
+
+
+async def _serve_locally(args: argparse.Namespace) -> None:
+    patter_command = str(Path(sys.executable).parent / "patter")
+
+    def command(_instance_id: str, port: int) -> list[str]:
+        return [patter_command, "serve", args.target, "--host", "127.0.0.1",
+                "--port", str(port), "--drain-timeout", str(args.drain_timeout)]
+
+    redis = not args.no_redis and shutil.which("redis-server") is not None
+    async with LocalCluster(
+        command, instances=args.instances, haproxy_config=args.haproxy_config,
+        port=args.port, redis=redis, redis_config=args.redis_config, echo=True,
+    ) as cluster:
+        ports = ", ".join(f"{i.id} on {i.port}" for i in cluster.instances)
+        print(f"balancer: {cluster.url} (tunnel WEBHOOK_URL here); instances: {ports}; "
+              f"HAProxy stats: http://127.0.0.1:{cluster.stats_port}/stats"
+              + (f"; redis: {cluster.redis_url}" if cluster.redis_url else ""), flush=True)
+        await asyncio.Event().wait()  # until Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``deploy/local-cluster``: HAProxy and N instances of your agent on loopback."""
+    parser = argparse.ArgumentParser(
+        prog="deploy/local-cluster",
+        description="Serve TARGET (FILE.py:NAME, as `patter serve` takes it) as N instances "
+        "behind HAProxy on 127.0.0.1, with redis-server when installed. Settings come from "
+        "the environment and .env, as for `patter serve`. Ctrl-C drains and stops them all.",
+    )
+    parser.add_argument("target")
+    parser.add_argument("-n", "--instances", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8080, help="the balancer's port")
+    parser.add_argument("--drain-timeout", type=float, default=60.0)
+    parser.add_argument("--haproxy-config", type=Path, required=True)
+    parser.add_argument("--redis-config", type=Path, default=None)
+    parser.add_argument("--no-redis", action="store_true", help="do not start redis-server")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_locally(args))
+
+
+if __name__ == "__main__":
+    main()
