@@ -44,6 +44,12 @@ START_TIMEOUT_S = 120.0
 SERVER_LINE = re.compile(r"^(?P<indent>\s*)server\s+\S+\s+\S+(?P<options>.*)$")
 
 
+def haproxy_binary() -> str | None:
+    """The ``haproxy`` executable (Debian installs it in /usr/sbin), or None."""
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return found if Path(found).exists() else None
+
+
 def render_haproxy_config(template: str, servers: Sequence[tuple[str, int]]) -> str:
     """``template`` (deploy/haproxy.cfg) with each list of ``server`` lines replaced by one
     line per ``(instance id, port)`` on 127.0.0.1, keeping the first line's options."""
@@ -253,8 +259,8 @@ class LocalCluster(AsyncStartClose):
                     await asyncio.sleep(0.2)
 
     async def _start_haproxy(self, servers: Sequence[tuple[str, int]]) -> None:
-        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        if not Path(haproxy).exists():
+        haproxy = haproxy_binary()
+        if haproxy is None:
             raise RuntimeError("haproxy is not installed: apt-get install haproxy")
         config = Path(self._folder.name) / "haproxy.cfg"
         config.write_text(render_haproxy_config(self._template, servers))
