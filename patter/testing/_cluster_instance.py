@@ -7,7 +7,7 @@ start and end as one JSON line on stdout (logs go to stderr)::
     {"event": "start", "call_sid": "CA…", "instance": "p1"}
     {"event": "end", "call_sid": "CA…", "instance": "p1", "ended_by": "caller"}
 
-Run: ``python -P -m patter.testing._cluster_instance PORT [DRAIN_TIMEOUT_S]``.
+Run: ``python -P -m patter.testing._cluster_instance PORT [DRAIN_TIMEOUT_S [MAX_CALLS]]``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ def _report(kind: str, instance_id: str) -> Callable[[Event], None]:
     return report
 
 
-async def main(port: int, drain_timeout_s: float) -> None:
+async def main(port: int, drain_timeout_s: float, max_calls: int) -> None:
     """Serve on ``127.0.0.1:port`` until SIGTERM (drained) or SIGINT."""
     phone = Patter()
     agent = phone.agent("You are a test bot.", first_message=GREETING)
     await phone.serve(
-        agent, port=port, host="127.0.0.1", drain_timeout_s=drain_timeout_s,
+        agent, port=port, host="127.0.0.1", drain_timeout_s=drain_timeout_s, max_calls=max_calls,
         on_call_start=_report("start", phone.instance_id),
         on_call_end=_report("end", phone.instance_id),
     )
@@ -49,4 +49,9 @@ async def main(port: int, drain_timeout_s: float) -> None:
 
 if __name__ == "__main__":
     configure_logging(logging.WARNING)
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 60.0))
+    args = sys.argv[1:]
+    asyncio.run(main(
+        int(args[0]),
+        float(args[1]) if len(args) > 1 else 60.0,
+        int(args[2]) if len(args) > 2 else 20,
+    ))
