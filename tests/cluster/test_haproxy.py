@@ -18,6 +18,9 @@ from _haproxy_world import (
     whole_call,
 )
 
+from patter._twiml import BUSY_MESSAGE
+from patter.testing.fake_twilio import FakeCall
+
 CALLS = 6
 
 
@@ -29,12 +32,13 @@ class Run:
     starts: dict[str, list[dict[str, str]]]
     ends: dict[str, list[dict[str, str]]]
     health: dict[str, int] = field(default_factory=dict)
+    none_ready: FakeCall | None = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(module_clean_env: None) -> Run:
     """One cluster; its health answers; then CALLS concurrent calls through it, each waited
-    on until its instance reported its end."""
+    on until its instance reported its end; last, every instance drained and a call rings."""
     async with haproxy_world() as (world, cluster):
         health: dict[str, int] = {}
         async with httpx.AsyncClient(trust_env=False) as http:
@@ -48,12 +52,20 @@ async def run(module_clean_env: None) -> Run:
             await wait_for_event(cluster, "end", talk.call.sid)
         await asyncio.sleep(0.5)  # a second on_call_end would arrive here
         sids = [talk.call.sid for talk in talks]
-        return Run(
+        run = Run(
             talks,
             {sid: events(cluster, "start", sid) for sid in sids},
             {sid: events(cluster, "end", sid) for sid in sids},
             health,
         )
+        for instance in cluster.instances:
+            instance.stop()
+        await cluster.wait_for_servers(
+            lambda states: all(state != "UP" for (backend, _), state in states.items()
+                               if backend == "new_calls")
+        )
+        run.none_ready = await world.call_in()
+        return run
 
 
 def test_healthz_and_readyz_answer_through_the_balancer_and_on_each_instance(run: Run) -> None:
@@ -83,3 +95,9 @@ def test_each_call_ends_once_by_the_caller(run: Run) -> None:
         ends = run.ends[talk.call.sid]
         assert [end["ended_by"] for end in ends] == ["caller"], ends
         assert talk.call.status == "completed"
+
+
+def test_with_no_instance_ready_the_balancer_answers_busy_as_an_instance_would(run: Run) -> None:
+    assert run.none_ready is not None
+    assert run.none_ready.phone is None
+    assert run.none_ready.said == [BUSY_MESSAGE]
