@@ -17,6 +17,8 @@ from patter.testing.harness import LoopbackWorld, free_port
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
 CALLER_SAYS = "I would like a table for two."
+SERVER_SECRET = "cluster-test-secret-0123456789abcdef"
+"""The instances' shared PATTER_SERVER_SECRET (a test may mint a media token with it)."""
 TIMEOUT_S = 60.0
 
 
@@ -36,7 +38,8 @@ async def haproxy_world(*, instances: int = 3,
                     str(port), str(drain_timeout_s)]
 
         async with LocalCluster(command, instances=instances, haproxy_config=HAPROXY_CONFIG,
-                                env=world.environment(), port=world.port) as cluster:
+                                env={**world.environment(), "PATTER_SERVER_SECRET": SERVER_SECRET},
+                                port=world.port) as cluster:
             yield world, cluster
 
 

@@ -1,15 +1,20 @@
 """Three Patter processes behind a real HAProxy: inbound calls spread across them, each
-stream reaches the instance that answered it, and each call completes end to end."""
+stream reaches the instance that answered it, and each call completes end to end; a dead
+instance's stream is taken by another; with none ready HAProxy answers busy."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import signal
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 import pytest_asyncio
 from _haproxy_world import (
+    SERVER_SECRET,
+    TIMEOUT_S,
     Conversation,
     events,
     haproxy_world,
@@ -18,8 +23,12 @@ from _haproxy_world import (
     whole_call,
 )
 
+from patter._security import MediaTokens
 from patter._twiml import BUSY_MESSAGE
+from patter.testing.cluster import LocalCluster
 from patter.testing.fake_twilio import FakeCall
+from patter.testing.harness import CALLER_NUMBER, PATTER_NUMBER, LoopbackWorld
+from patter.testing.phone import SimulatedPhone
 
 CALLS = 6
 
@@ -33,6 +42,30 @@ class Run:
     ends: dict[str, list[dict[str, str]]]
     health: dict[str, int] = field(default_factory=dict)
     none_ready: FakeCall | None = None
+    orphan: tuple[str, float] | None = None
+
+
+async def stream_of_a_dead_instance(
+    world: LoopbackWorld, cluster: LocalCluster
+) -> tuple[str, float]:
+    """Kill p1, then open a call's stream named for p1 with a valid token (as Twilio would
+    for a call p1 answered just before it died): the instance that took it, and the seconds
+    of the agent the caller heard."""
+    dead = cluster.instances[0]
+    dead.stop(signal.SIGKILL)
+    await dead.process.wait()
+    call_sid = "CA" + secrets.token_hex(16)
+    phone = SimulatedPhone(
+        f"ws://127.0.0.1:{cluster.port}/twilio/media/{dead.id}",
+        custom_parameters={"token": MediaTokens(SERVER_SECRET).issue(call_sid),
+                           "from": CALLER_NUMBER, "to": PATTER_NUMBER, "direction": "inbound"},
+        account_sid=world.twilio.account_sid, call_sid=call_sid,
+    )
+    async with phone:
+        await phone.wait_for_heard(1.0, timeout=TIMEOUT_S)
+        heard = phone.heard_voiced_s
+    await wait_for_event(cluster, "end", call_sid)
+    return events(cluster, "start", call_sid)[0]["instance"], heard
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -58,6 +91,7 @@ async def run(module_clean_env: None) -> Run:
             {sid: events(cluster, "end", sid) for sid in sids},
             health,
         )
+        run.orphan = await stream_of_a_dead_instance(world, cluster)
         for instance in cluster.instances:
             instance.stop()
         await cluster.wait_for_servers(
@@ -101,3 +135,10 @@ def test_with_no_instance_ready_the_balancer_answers_busy_as_an_instance_would(r
     assert run.none_ready is not None
     assert run.none_ready.phone is None
     assert run.none_ready.said == [BUSY_MESSAGE]
+
+
+def test_a_stream_named_for_a_dead_instance_is_taken_by_another(run: Run) -> None:
+    assert run.orphan is not None
+    instance, heard_s = run.orphan
+    assert instance in ("p2", "p3")
+    assert heard_s >= 1.0
