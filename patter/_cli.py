@@ -146,7 +146,8 @@ def serve(
     """Answer calls to your number with the agent; prints each call's lines as they happen.
 
     Points the number's voice webhook at WEBHOOK_URL. SIGTERM or Ctrl-C drains: no new
-    call is taken, live ones finish (up to --drain-timeout), then it exits 0.
+    call is taken, live ones finish (up to --drain-timeout), then it exits 0; a second
+    Ctrl-C hangs them up at once.
     """
     _load_settings()
 

@@ -78,7 +78,9 @@ async def drain(server: PatterServer, *, timeout_s: float, hurried: asyncio.Even
     deadline = loop.time() + timeout_s
     hurry = asyncio.ensure_future(hurried.wait())
     calls = await _unfinished(server)
-    logger.info("draining", extra={"calls": len(calls), "timeout_s": timeout_s})
+    if calls:  # shown by `patter serve` too: a second signal hangs up at once
+        logger.warning("draining: waiting for live calls to end (a second Ctrl-C or SIGTERM "
+                       "hangs them up)", extra={"calls": len(calls), "timeout_s": timeout_s})
     try:
         while calls and not hurried.is_set() and (left := deadline - loop.time()) > 0:
             ends = [asyncio.ensure_future(entry.wait_end()) for entry in calls]
