@@ -23,6 +23,9 @@ system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 		echo "installing espeak-ng (test and demo speech)"; \
 		(apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; }
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+		echo "installing haproxy (the cluster tests' balancer)"; \
+		(apt-get update -qq && apt-get install -y -qq haproxy) >/dev/null; }
 
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from patter import _validate
+from patter._client import DEFAULT_DRAIN_TIMEOUT_S
 from patter._events import Event
 from patter._log import configure_logging, mask_number
 from patter._simulate import (
@@ -137,10 +138,16 @@ def serve(
     voicemail: Annotated[
         str, typer.Option(help="Voicemail for outbound calls a machine answers.")
     ] = "",
+    drain_timeout: Annotated[
+        float, typer.Option(help="On SIGTERM or Ctrl-C, seconds live calls may go on before "
+                            "they are hung up.")
+    ] = DEFAULT_DRAIN_TIMEOUT_S,
 ) -> None:
     """Answer calls to your number with the agent; prints each call's lines as they happen.
 
-    Points the number's voice webhook at WEBHOOK_URL. Stop with Ctrl-C.
+    Points the number's voice webhook at WEBHOOK_URL. SIGTERM or Ctrl-C drains: no new
+    call is taken, live ones finish (up to --drain-timeout), then it exits 0; a second
+    Ctrl-C hangs them up at once.
     """
     _load_settings()
 
@@ -150,7 +157,7 @@ def serve(
               f"{mask_number(loaded.phone.phone_number)} reach {loaded.phone.webhook_url}")
         await loaded.phone.serve(
             loaded.agent, port=port, host=host, recording=record,
-            voicemail_message=voicemail, **_live_callbacks(),
+            voicemail_message=voicemail, drain_timeout_s=drain_timeout, **_live_callbacks(),
         )
         return EXIT_OK
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from patter import _validate
 from patter._agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter._callbacks import Callback, Callbacks
+from patter._drain import StopSignals, drain
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
 from patter._outbound import OutboundCall, OutboundCalls
 from patter._pipecat import TTSService
@@ -35,6 +36,7 @@ logger = get_logger(__name__)
 
 DEFAULT_MAX_CALLS = 20
 DEFAULT_MAX_CALL_DURATION_S = 3600.0
+DEFAULT_DRAIN_TIMEOUT_S = 60.0
 
 
 class Patter:
@@ -62,6 +64,10 @@ class Patter:
             ``DEEPGRAM_BASE_URL``, ``ELEVENLABS_BASE_URL``).
         server_secret: Key that signs per-call media tokens; share it between instances
             behind one number (``PATTER_SERVER_SECRET``). Generated at start if unset.
+        instance_id: This instance's name among several behind one balancer
+            (``PATTER_INSTANCE_ID``; default: the host name). It ends the media stream URL,
+            so the balancer routes each stream to the instance that answered the call;
+            give it as the balancer's server name (docs/scaling.md).
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class Patter:
         deepgram_base_url: str | None = None,
         elevenlabs_base_url: str | None = None,
         server_secret: str | None = None,
+        instance_id: str | None = None,
     ) -> None:
         twilio_sid = _validate.from_env(twilio_sid, "twilio_sid")
         twilio_token = _validate.from_env(twilio_token, "twilio_token")
@@ -122,6 +129,9 @@ class Patter:
         check_choice(llm, "llm", LLM_VENDORS, self.keys)
         self.stt, self.tts, self.llm = stt, tts, llm
         self._server_secret = server_secret or os.environ.get("PATTER_SERVER_SECRET") or None
+        self.instance_id = _validate.instance_id(
+            instance_id or os.environ.get("PATTER_INSTANCE_ID") or _validate.default_instance_id()
+        )
         for secret in (
             self._twilio_token,
             openai_key,
@@ -209,11 +219,17 @@ class Patter:
         max_calls: int = DEFAULT_MAX_CALLS,
         max_call_duration_s: float | None = DEFAULT_MAX_CALL_DURATION_S,
         host: str = "0.0.0.0",
+        drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
     ) -> None:
-        """Answer calls to ``phone_number`` with ``agent`` until cancelled (Ctrl-C ends cleanly).
+        """Answer calls to ``phone_number`` with ``agent`` until SIGTERM or Ctrl-C, or until
+        cancelled.
 
         Points the number's voice webhook at ``webhook_url`` through Twilio's REST API,
-        then serves the signed webhooks and media streams on ``host:port``.
+        then serves the signed webhooks and media streams on ``host:port``, with
+        ``GET /healthz`` and ``GET /readyz`` for a balancer. SIGTERM or SIGINT (in the main
+        thread) drains: no new call is taken, live calls finish for up to
+        ``drain_timeout_s`` (then they are hung up), every ``on_call_end`` is delivered,
+        and ``serve()`` returns. A second signal, or cancelling, hangs up at once.
         """
         if not isinstance(agent, Agent):
             raise PatterConfigError(
@@ -221,6 +237,11 @@ class Patter:
             )
         if max_calls < 1:
             raise PatterConfigError("serve(max_calls=...) must be at least 1.")
+        if not drain_timeout_s >= 0:
+            raise PatterConfigError(
+                "serve(drain_timeout_s=...) must be 0 or more seconds (how long live calls "
+                "may go on after SIGTERM)."
+            )
         if self._running is not None:
             raise PatterConfigError(
                 "this Patter already runs a server (from serve(), or started by call()): "
@@ -235,17 +256,20 @@ class Patter:
             max_calls=max_calls,
             max_call_duration_s=max_call_duration_s,
         )
-        running = await self._start_server(config, port=port, host=host)
-        try:
-            server = running.runner.server
-            await server.rest.point_number_at(
-                self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
-            )
-            self._serving.set()
-            logger.info("serving", extra={"port": port})
-            await running.runner.wait()
-        finally:
-            await self._stop_server(running)
+        with StopSignals() as stop:
+            running = await self._start_server(config, port=port, host=host)
+            try:
+                server = running.runner.server
+                await server.rest.point_number_at(
+                    self.phone_number, server.url(VOICE_PATH), server.url(STATUS_PATH)
+                )
+                self._serving.set()
+                logger.info("serving", extra={"port": port, "instance": self.instance_id})
+                await _first_of(running.runner.wait(), stop.requested.wait())
+                if stop.requested.is_set():
+                    await drain(server, timeout_s=drain_timeout_s, hurried=stop.hurried)
+            finally:
+                await self._stop_server(running)
 
     async def call(
         self,
@@ -329,6 +353,7 @@ class Patter:
             callbacks=callbacks,
             max_calls=max_calls,
             max_duration_s=max_call_duration_s,
+            instance_id=self.instance_id,
             recording=recording,
             voicemail_message=voicemail_message,
         )
@@ -401,6 +426,18 @@ class _Running:
 
     runner: ServerRunner
     outbound: OutboundCalls
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Return when the first of ``waits`` is done (raising its error), cancelling the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in done:
+        task.result()
 
 
 def _override(value: str | None, env: str, setting: str, *, websocket: bool = False) -> str | None:

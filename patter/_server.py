@@ -6,11 +6,15 @@ Routes::
     POST /twilio/status      call status callbacks (outbound calls)
     POST /twilio/amd         asynchronous answering-machine-detection results
     POST /twilio/recording   recording status callbacks
-    WS   /twilio/media       the Media Stream; the token is checked on `start`
+    WS   /twilio/media/{instance_id}   the Media Stream; the token is checked on `start`
     GET  /patter/hold-music.wav   the bundled hold music
+    GET  /healthz            200 while the process is alive (for a balancer or orchestrator)
+    GET  /readyz             200 while it takes calls; 503 while draining or at max_calls
 
 Each call's state lives in its ``CallEntry`` (``patter._calls``), which every route looks
-up by CallSid in the server's ``CallRegistry``.
+up by CallSid in the server's ``CallRegistry``. The media URL names the instance that
+answered, so a balancer in front of several instances routes the stream back to it
+(docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ AMD_PATH = "/twilio/amd"
 RECORDING_PATH = "/twilio/recording"
 MEDIA_PATH = "/twilio/media"
 HOLD_MUSIC_PATH = "/patter/hold-music.wav"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+BALANCER_HEADER = "x-patter-balancer"
+"""Set to ``retries`` by a balancer that retries a 503 on another instance (deploy/haproxy.cfg):
+a draining instance then answers a new call's voice webhook 503, not busy TwiML."""
 XML = "application/xml"
 POLICY_VIOLATION = 1008
 
@@ -61,6 +70,7 @@ class ServerConfig:
     callbacks: Callbacks
     max_calls: int
     max_duration_s: float | None
+    instance_id: str = "patter"
     recording: bool = False
     voicemail_message: str = ""
     start_timeout_s: float = 5.0
@@ -94,14 +104,17 @@ class PatterServer:
         self.registry: CallRegistry = registry or InMemoryCallRegistry()
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
         self.kits = KitShelf(config.keys)
+        self.draining = False
         self.app = self._build_app()
 
     @property
     def media_url(self) -> str:
-        """wss:// (or ws:// for an http:// webhook_url) URL of the media WebSocket."""
+        """wss:// (or ws:// for an http:// webhook_url) URL of the media WebSocket; its last
+        segment is this instance's id, which a balancer routes on."""
         parts = urlsplit(self.config.public_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}{MEDIA_PATH}"
+        path = f"{parts.path.rstrip('/')}{MEDIA_PATH}/{self.config.instance_id}"
+        return f"{scheme}://{parts.netloc}{path}"
 
     def url(self, path: str) -> str:
         """Public URL of one of this server's routes."""
@@ -114,8 +127,25 @@ class PatterServer:
         app.add_api_route(AMD_PATH, self._form_route(self._amd), methods=["POST"])
         app.add_api_route(RECORDING_PATH, self._form_route(self._recording), methods=["POST"])
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
+        app.add_api_route(HEALTH_PATH, self._healthz, methods=["GET"])
+        app.add_api_route(READY_PATH, self._readyz, methods=["GET"])
         app.add_api_websocket_route(MEDIA_PATH, self._media)
+        app.add_api_websocket_route(MEDIA_PATH + "/{instance_id}", self._media)
         return app
+
+    def start_draining(self) -> None:
+        """Take no new call from now on (``/readyz`` fails); calls already answered go on."""
+        self.draining = True
+
+    async def _healthz(self) -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    async def _readyz(self) -> Response:
+        if self.draining:
+            return Response("draining\n", status_code=503, media_type="text/plain")
+        if await self._calls_in_progress() >= self.config.max_calls:
+            return Response("full\n", status_code=503, media_type="text/plain")
+        return Response("ready\n", media_type="text/plain")
 
     async def _voice(self, request: Request) -> Response:
         try:
@@ -132,6 +162,11 @@ class PatterServer:
                 "voice webhook for a call already streaming", extra={"call_sid": call_sid}
             )
             return Response(hangup_twiml(), media_type=XML)
+        if entry is None and self.draining:  # a new call; this instance's own go on
+            logger.info("draining: refusing a new call", extra={"call_sid": call_sid})
+            if request.headers.get(BALANCER_HEADER) == "retries":
+                return Response(status_code=503)  # the balancer tries another instance
+            return Response(busy_twiml(), media_type=XML)
         answered = entry is not None and entry.answered_at is not None
         if not answered and await self._calls_in_progress() >= self.config.max_calls:
             logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
@@ -268,31 +303,42 @@ class PatterServer:
         )
 
     async def _calls_in_progress(self) -> int:
+        return len(await self.live_calls())
+
+    async def live_calls(self) -> list[CallEntry]:
         """Streaming calls plus answered ones whose token is still valid (stale answered
         calls this server did not place are dropped; placed ones end on their status)."""
         stale_before = time.monotonic() - self.tokens.ttl_s
-        count = 0
+        live: list[CallEntry] = []
         for entry in await self.registry.entries():
             if entry.ended:
                 continue
             if entry.streaming:
-                count += 1
+                live.append(entry)
             elif entry.answered_at is None:
                 continue  # placed, not answered yet
             elif entry.answered_at >= stale_before:
-                count += 1
+                live.append(entry)
             elif not entry.placed:
                 await self.registry.remove(entry.call_sid)
-        return count
+        return live
 
     async def end_all_calls(self, timeout_s: float = 5.0) -> None:
-        """Hang up every live call (graceful shutdown)."""
-        entries = await self.registry.entries()
-        sessions = [
-            e.session for e in entries
+        """Hang up every live call (graceful shutdown) and wait, up to ``timeout_s``, for
+        their ``on_call_end``."""
+        live = [
+            e for e in await self.registry.entries()
             if e.session is not None and e.session.phase is not CallPhase.ENDED
         ]
-        await asyncio.gather(*(s.hang_up("shutdown") for s in sessions), return_exceptions=True)
+        await asyncio.gather(
+            *(e.session.hang_up("shutdown") for e in live if e.session is not None),
+            return_exceptions=True,
+        )
+        ends = [asyncio.ensure_future(e.wait_end()) for e in live]
+        if ends:
+            _, late = await asyncio.wait(ends, timeout=timeout_s)
+            for end in late:
+                end.cancel()
 
 
 def _reject(exc: WebhookRejected, request: Request) -> Response:

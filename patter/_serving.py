@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -15,17 +17,27 @@ logger = get_logger(__name__)
 SHUTDOWN_TIMEOUT_S = 5
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its signal handling: ``serve()`` drains on SIGINT and SIGTERM itself
+    (``patter._drain``), where uvicorn would close every live call's WebSocket at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no signal handler (uvicorn's documented hook for its signal handling)."""
+        yield
+
+
 class ServerRunner:
     """Serves one ``PatterServer``'s app on ``host:port`` until ``stop()``.
 
-    Ctrl-C (SIGINT in the main thread) also stops it gracefully, as uvicorn does.
+    Signals do not stop it: ``serve()`` turns SIGINT and SIGTERM into a drain, then stops it.
     """
 
     def __init__(self, server: PatterServer, *, host: str, port: int) -> None:
         self.server = server
         self.host = host
         self.port = port
-        self._uv = uvicorn.Server(
+        self._uv = _Uvicorn(
             uvicorn.Config(
                 server.app, host=host, port=port, log_level="warning", lifespan="off",
                 ws_max_size=server.config.max_message_bytes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from urllib.parse import urlsplit
 
 from patter.errors import PatterConfigError
@@ -13,6 +14,7 @@ from patter.processors._phone_numbers import E164 as E164
 from patter.processors._phone_numbers import e164 as e164
 
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}\Z")
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")
 
 SETTING_ENV: dict[str, tuple[str, ...]] = {
@@ -87,3 +89,21 @@ def http_url(
             f"(e.g. https://abc123.ngrok.app), not a file path; got {value!r}."
         )
     return value.rstrip("/")
+
+
+def instance_id(value: str) -> str:
+    """Return ``value`` if it can name an instance in a URL path and a balancer's server
+    list, else raise."""
+    if not INSTANCE_ID.match(value):
+        raise PatterConfigError(
+            "instance_id must be 1 to 63 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (it ends the media stream URL and is the balancer's server "
+            f"name): pass Patter(instance_id='patter-1') or set PATTER_INSTANCE_ID; got {value!r}."
+        )
+    return value
+
+
+def default_instance_id() -> str:
+    """This host's name, as an instance id (``patter`` if it has none usable)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:63].lstrip("._-")
+    return name or "patter"

@@ -168,6 +168,11 @@ class LoopbackWorld(AsyncStartClose):
             self._serving.result()
         await waiting
 
+    async def wait_served(self, timeout: float = 30.0) -> None:
+        """Wait until ``serve()`` returns by itself (drained after SIGTERM), raising its error."""
+        if self._serving is not None:
+            await asyncio.wait_for(asyncio.shield(self._serving), timeout)
+
     async def stop_serving(self) -> None:
         """Cancel ``serve()`` (as Ctrl-C would) and wait for it to finish."""
         if self._serving is not None:

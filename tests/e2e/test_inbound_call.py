@@ -42,7 +42,8 @@ async def test_caller_hears_disclosure_then_first_message(world: LoopbackWorld) 
     assert best_match(heard, disclosure[4000:12000]) > 0.6
     assert best_match(heard, greeting[2000:8000]) > 0.6
     assert world.openai.spoken[-1] == "Hello, how can I help you today?"
-    assert '<Connect><Stream url="wss://patter.loopback.test/twilio/media"' in (call.twiml or "")
+    media_url = f"wss://patter.loopback.test/twilio/media/{phone.instance_id}"
+    assert f'<Connect><Stream url="{media_url}"' in (call.twiml or "")
     assert "<Hangup" in (call.twiml or "")
 
 
