@@ -10,7 +10,9 @@ Routes::
     GET  /patter/hold-music.wav   the bundled hold music
 
 Each call's state lives in its ``CallEntry`` (``patter._calls``), which every route looks
-up by CallSid in the server's ``CallRegistry``.
+up by CallSid in the server's ``CallRegistry``. With a ``Cluster`` (Redis), the cap on calls
+and the single use of media tokens hold for every instance, and a callback for a call held
+by another instance is forwarded to it (``patter._cluster``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from patter._agent import Agent
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
+from patter._cluster import Cluster
+from patter._cluster_registry import ClusterCallRegistry
 from patter._hold_music import hold_music_wav
 from patter._log import call_sid_var, get_logger
 from patter._prewarm import KitShelf
@@ -67,13 +71,14 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
 
 
-FormHandler = Callable[[dict[str, str]], Awaitable[None]]
+CallbackHandler = Callable[[CallEntry, dict[str, str]], Awaitable[None]]
 
 
 class PatterServer:
     """Builds the FastAPI app and answers Twilio for the calls in its registry.
 
-    ``registry`` defaults to one in this process's memory.
+    ``registry`` defaults to one in this process's memory, or with a ``cluster`` to one
+    that records in Redis which instance holds each call.
     """
 
     def __init__(
@@ -85,13 +90,20 @@ class PatterServer:
         tokens: MediaTokens,
         disclosure_audio: Callable[[Agent], Awaitable[bytes]],
         registry: CallRegistry | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
         self.verifier = verifier
         self.tokens = tokens
         self._disclosure_audio = disclosure_audio
-        self.registry: CallRegistry = registry or InMemoryCallRegistry()
+        self.cluster = cluster
+        self.registry: CallRegistry = registry or (
+            ClusterCallRegistry(cluster) if cluster is not None else InMemoryCallRegistry()
+        )
+        self._callbacks: dict[str, CallbackHandler] = {
+            "status": self._status, "amd": self._amd, "recording": self._recording,
+        }
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
         self.kits = KitShelf(config.keys)
         self.app = self._build_app()
@@ -110,9 +122,9 @@ class PatterServer:
     def _build_app(self) -> FastAPI:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route(VOICE_PATH, self._voice, methods=["POST"])
-        app.add_api_route(STATUS_PATH, self._form_route(self._status), methods=["POST"])
-        app.add_api_route(AMD_PATH, self._form_route(self._amd), methods=["POST"])
-        app.add_api_route(RECORDING_PATH, self._form_route(self._recording), methods=["POST"])
+        app.add_api_route(STATUS_PATH, self._callback_route("status"), methods=["POST"])
+        app.add_api_route(AMD_PATH, self._callback_route("amd"), methods=["POST"])
+        app.add_api_route(RECORDING_PATH, self._callback_route("recording"), methods=["POST"])
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
         app.add_api_websocket_route(MEDIA_PATH, self._media)
         return app
@@ -127,21 +139,26 @@ class PatterServer:
         call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
         entry = await self.registry.get(call_sid)
-        if entry is not None and entry.streaming:
+        elsewhere = None  # a call another instance holds (placed there): answered here,
+        if entry is None and self.cluster is not None:  # its stream goes to the owner
+            elsewhere = await self.cluster.lookup(call_sid)
+            if elsewhere is not None and elsewhere.owner == self.cluster.instance_id:
+                elsewhere = None  # a stale record of this instance's: the call is new here
+        if (entry is not None and entry.streaming) or (elsewhere and elsewhere.streaming):
             logger.warning(
                 "voice webhook for a call already streaming", extra={"call_sid": call_sid}
             )
             return Response(hangup_twiml(), media_type=XML)
         answered = entry is not None and entry.answered_at is not None
-        if not answered and await self._calls_in_progress() >= self.config.max_calls:
-            logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
+        if not await self._admit(call_sid, answered=answered):
             return Response(busy_twiml(), media_type=XML)
         caller, callee = form.get("From", ""), form.get("To", "")
-        if entry is None:
+        if entry is None and elsewhere is None:
             entry = await self.registry.add(
                 self._new_entry(call_sid, caller, callee, "outbound" if outbound else "inbound")
             )
-        entry.answered()
+        if entry is not None:
+            entry.answered()
         token = self.tokens.issue(call_sid)
         twiml = stream_twiml(
             self.media_url,
@@ -154,40 +171,58 @@ class PatterServer:
         )
         return Response(twiml, media_type=XML)
 
-    def _form_route(self, handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    async def _admit(self, call_sid: str, *, answered: bool) -> bool:
+        """Whether a line is free for the call (an answered call has one); logs a refusal."""
+        if self.cluster is not None:
+            return await self.cluster.admit(call_sid, self.config.max_calls)
+        if answered or await self._calls_in_progress() < self.config.max_calls:
+            return True
+        logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
+        return False
+
+    def _callback_route(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
+        """A signed callback route: handled here for a call held here, else forwarded to
+        the instance holding it (with a cluster)."""
+
         async def route(request: Request) -> Response:
             try:
                 form = await read_signed_form(request, self.verifier)
                 require_call_fields(form, numbers=False)
             except WebhookRejected as exc:
                 return _reject(exc, request)
-            await handler(form)
+            entry = await self.registry.get(form["CallSid"])
+            if entry is not None:
+                await self._callbacks[kind](entry, form)
+            elif self.cluster is not None:
+                await self.cluster.forward(kind, form)
+            elif kind == "recording":
+                logger.info("recording callback for an unknown call")
             return Response(status_code=204)
 
         return route
 
-    async def _status(self, form: dict[str, str]) -> None:
-        """A status callback: a placed call that ends without a stream is ended here."""
+    async def on_forwarded(self, kind: str, form: dict[str, str]) -> None:
+        """A callback another instance forwarded: handled if the call is held here."""
         entry = await self.registry.get(form["CallSid"])
-        if entry is None or not entry.placed or entry.ended:
+        if entry is not None and kind in self._callbacks:
+            await self._callbacks[kind](entry, form)
+
+    async def _status(self, entry: CallEntry, form: dict[str, str]) -> None:
+        """A status callback: a placed call that ends without a stream is ended here."""
+        if not entry.placed or entry.ended:
             return
         final = entry.status_reported(form.get("CallStatus", "")[:20])
         if final and not entry.streaming:  # no session will end this call
             await self.registry.remove(entry.call_sid)
             await entry.end_unconnected(entry.status)
 
-    async def _amd(self, form: dict[str, str]) -> None:
+    async def _amd(self, entry: CallEntry, form: dict[str, str]) -> None:
         """An asynchronous AMD verdict for a placed call."""
-        entry = await self.registry.get(form["CallSid"])
-        if entry is not None and entry.placed:
+        if entry.placed:
             entry.verdict_reported(form.get("AnsweredBy", "unknown")[:40])
 
-    async def _recording(self, form: dict[str, str]) -> None:
+    async def _recording(self, entry: CallEntry, form: dict[str, str]) -> None:
         """A recording status callback; an ended call is forgotten after its final one."""
-        entry = await self.registry.get(form["CallSid"])
-        if entry is None:
-            logger.info("recording callback for an unknown call")
-            return
         await self.recorder.on_status(entry, form)
         if entry.ended and not entry.awaiting_recording:
             await self.registry.remove(entry.call_sid)
@@ -202,7 +237,9 @@ class PatterServer:
         try:
             start = await socket.read_start(self.config.start_timeout_s)
             claimed = start.call_sid
-            self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
+            nonce = self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
+            if self.cluster is not None:
+                await self.cluster.spend_token(nonce)
         except (StreamRejected, InvalidMediaToken) as exc:
             logger.warning("media stream refused", extra={"reason": str(exc), "call_sid": claimed})
             await socket.close(POLICY_VIOLATION)
@@ -230,6 +267,8 @@ class PatterServer:
         finally:
             if entry.session is None:  # its session could not start: the end is reported here
                 await entry.end_unconnected("error")
+            if self.cluster is not None:
+                await self.cluster.release(entry.call_sid)
             if not (entry.ended and entry.awaiting_recording):
                 await self.registry.remove(entry.call_sid)
 
