@@ -61,6 +61,21 @@ _COUNT = _NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 """
+_CLAIM = """
+local holder = redis.call('HGET', KEYS[1], 'stream')
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'stream', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+_FORGET = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
 _CLAIM_STREAM = """
 local holder = redis.call('HGET', KEYS[1], 'stream')
 if holder and holder ~= ARGV[1] then return 0 end
@@ -122,6 +137,8 @@ class Cluster:
         self._admit_script = client.register_script(_ADMIT)
         self._renew_script = client.register_script(_RENEW)
         self._count_script = client.register_script(_COUNT)
+        self._claim_script = client.register_script(_CLAIM)
+        self._forget_script = client.register_script(_FORGET)
         self._claim_stream_script = client.register_script(_CLAIM_STREAM)
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
@@ -170,16 +187,14 @@ class Cluster:
         return record.owner if record is not None else None
 
     async def claim(self, call_sid: str) -> None:
-        """Record this instance as the call's owner (best effort: the heartbeat retries)."""
-        key = self._call(call_sid)
-
-        async def write(r: Redis) -> None:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.hset(key, "owner", self.instance_id)
-                pipe.pexpire(key, self._ttl_ms)
-                await pipe.execute()
-
-        await self._best_effort(write, "recording the call's owner failed", call_sid)
+        """Record this instance as the call's owner, unless another instance streams it
+        (best effort: the heartbeat retries)."""
+        await self._best_effort(
+            lambda r: self._claim_script(
+                keys=[self._call(call_sid)], args=[self.instance_id, self._ttl_ms, 0], client=r
+            ),
+            "recording the call's owner failed", call_sid,
+        )
 
     async def claim_stream(self, call_sid: str) -> bool:
         """Mark the call as streamed by this instance; False if another instance streams it
@@ -195,15 +210,15 @@ class Cluster:
         return bool(claimed)
 
     async def forget(self, call_sid: str) -> None:
-        """The call is over here: drop its record and free its line."""
-
-        async def drop(r: Redis) -> None:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.delete(self._call(call_sid))
-                pipe.zrem(self._leases, call_sid)
-                await pipe.execute()
-
-        await self._best_effort(drop, "forgetting the call failed", call_sid)
+        """The call is over here: drop its record and free its line (unless another
+        instance holds it)."""
+        await self._best_effort(
+            lambda r: self._forget_script(
+                keys=[self._call(call_sid), self._leases], args=[self.instance_id, call_sid],
+                client=r,
+            ),
+            "forgetting the call failed", call_sid,
+        )
 
     # ----- the cluster-wide cap -----------------------------------------------------------
 
@@ -322,11 +337,10 @@ class Cluster:
         streaming = [e.call_sid for e in held if e.streaming and not e.ended]
         async with r.pipeline(transaction=False) as pipe:
             for entry in held:
-                key = self._call(entry.call_sid)
-                pipe.hset(key, "owner", self.instance_id)
-                if entry.streaming:
-                    pipe.hset(key, "stream", self.instance_id)
-                pipe.pexpire(key, self._ttl_ms)
+                await self._claim_script(
+                    keys=[self._call(entry.call_sid)],
+                    args=[self.instance_id, self._ttl_ms, int(entry.streaming)], client=pipe,
+                )
             await pipe.execute()
         if streaming:
             await self._renew_script(

@@ -245,6 +245,11 @@ class PatterServer:
             await socket.close(POLICY_VIOLATION)
             return
         entry = await self.registry.get(start.call_sid)
+        if entry is None and await self._streams_elsewhere(start.call_sid):
+            logger.warning("media stream for a call streaming on another instance refused",
+                           extra={"call_sid": start.call_sid})
+            await socket.close(POLICY_VIOLATION)
+            return
         if entry is None:  # e.g. answered by another instance, or its token outlived it here
             params = start.custom_parameters
             entry = await self.registry.add(
@@ -271,6 +276,12 @@ class PatterServer:
                 await self.cluster.release(entry.call_sid)
             if not (entry.ended and entry.awaiting_recording):
                 await self.registry.remove(entry.call_sid)
+
+    async def _streams_elsewhere(self, call_sid: str) -> bool:
+        if self.cluster is None:
+            return False
+        record = await self.cluster.lookup(call_sid)
+        return record is not None and record.streaming and record.owner != self.cluster.instance_id
 
     async def _run_call(self, entry: CallEntry, socket: MediaStreamSocket) -> None:
         disclosure_audio = await self._disclosure_audio(entry.agent)
