@@ -174,6 +174,7 @@ class PatterServer:
     async def _admit(self, call_sid: str, *, answered: bool) -> bool:
         """Whether a line is free for the call (an answered call has one); logs a refusal."""
         if self.cluster is not None:
+            await self._calls_in_progress()  # drops answered calls whose stream never came
             return await self.cluster.admit(call_sid, self.config.max_calls)
         if answered or await self._calls_in_progress() < self.config.max_calls:
             return True

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from conftest import Instances
+from _instances import Instances
 
 from patter._events import Event
 from patter._twiml import BUSY_MESSAGE

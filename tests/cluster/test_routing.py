@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from conftest import Instances
+from _instances import Instances
 from twilio.request_validator import RequestValidator
 
 from patter._agent import DEFAULT_DISCLOSURE

@@ -6,7 +6,7 @@ import secrets
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import Instances, eventually
+from _instances import Instances, eventually
 
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry
