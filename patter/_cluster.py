@@ -34,6 +34,7 @@ from patter._calls import CallEntry
 from patter._log import get_logger
 from patter._redis_link import LOST_ERRORS, RedisLink, RedisUnavailable
 from patter._security import InvalidMediaToken
+from patter.errors import PatterConfigError
 
 logger = get_logger(__name__)
 
@@ -123,8 +124,11 @@ class Cluster:
         ttl_s: float = 20.0,
         prefix: str = "patter:",
     ) -> None:
-        if not instance_id or any(c.isspace() for c in instance_id):
-            raise ValueError(f"instance id must be a non-empty word; got {instance_id!r}")
+        if not instance_id or any(c.isspace() or c == "/" for c in instance_id):
+            raise PatterConfigError(
+                "the instance id must be a non-empty word without spaces or '/' (it names "
+                f"the instance in Redis and in its media URL); got {instance_id!r}."
+            )
         self.link = link
         self.instance_id = instance_id
         self._token_ttl_ms = int(token_ttl_s * 1000)
@@ -292,6 +296,11 @@ class Cluster:
         if record is not None and not receivers:
             logger.warning("callback for a call whose instance is gone",
                            extra={"call_sid": call_sid, "kind": kind, "owner": record.owner})
+        else:
+            logger.debug("callback forwarded", extra={
+                "call_sid": call_sid, "kind": kind,
+                "to": record.owner if record is not None else "every instance",
+            })
 
     async def _listen(self, on_forwarded: ForwardedHandler) -> None:
         while True:
