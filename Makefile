@@ -20,12 +20,13 @@ bench: $(BENCH_STAMP)  ## every benchmark; writes benchmarks/results/latest.md a
 	$(PY) -P benchmarks/run_all.py
 
 system-deps:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-		echo "installing espeak-ng (test and demo speech)"; \
-		(apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; }
-	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
-		echo "installing haproxy (the cluster tests' balancer)"; \
-		(apt-get update -qq && apt-get install -y -qq haproxy) >/dev/null; }
+	@missing=""; \
+	for tool in espeak-ng redis-server haproxy; do \
+		command -v $$tool >/dev/null 2>&1 || test -x /usr/sbin/$$tool || missing="$$missing $$tool"; \
+	done; \
+	test -z "$$missing" || { \
+		echo "installing$$missing (test speech; the cluster tests' Redis and HAProxy)"; \
+		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null; }
 
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || python3 -m venv $(VENV)

@@ -9,9 +9,9 @@ verdict, recording); the call's ``CallSession`` reads those results when it buil
 call: the session of a connected call, or the entry itself for a call that never
 streamed (busy, no answer, failed, canceled, answered but never streamed, shutdown).
 
-``CallRegistry`` is the seam for running several instances behind one number: a callback
-arriving at another instance would look up the same entry there. Only the in-memory
-``InMemoryCallRegistry`` exists.
+``CallRegistry`` is the seam for running several instances behind one number:
+``InMemoryCallRegistry`` for one instance, ``patter._cluster_registry.ClusterCallRegistry``
+(entries in memory, which instance holds which call in Redis) for a cluster.
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ from typing import Any
 from patter import _validate
 from patter._agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter._callbacks import Callback, Callbacks
+from patter._cluster import Cluster
 from patter._drain import StopSignals, drain
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
 from patter._outbound import OutboundCall, OutboundCalls
 from patter._pipecat import TTSService
+from patter._redis_link import RedisLink
 from patter._render import SpeechCache, voice_fingerprint
 from patter._security import MediaTokens, WebhookVerifier
 from patter._server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
@@ -68,6 +70,11 @@ class Patter:
             (``PATTER_INSTANCE_ID``; default: the host name). It ends the media stream URL,
             so the balancer routes each stream to the instance that answered the call;
             give it as the balancer's server name (docs/scaling.md).
+        redis_url: Redis shared by several instances behind one number
+            (``PATTER_REDIS_URL``; ``redis://:password@host:6379/0``): the live calls, the
+            cap on calls across instances, single-use media tokens, and callbacks routed
+            to the instance holding the call (see "Scaling out" in the README). Without it
+            one instance keeps all of this in memory.
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class Patter:
         elevenlabs_base_url: str | None = None,
         server_secret: str | None = None,
         instance_id: str | None = None,
+        redis_url: str | None = None,
     ) -> None:
         twilio_sid = _validate.from_env(twilio_sid, "twilio_sid")
         twilio_token = _validate.from_env(twilio_token, "twilio_token")
@@ -132,6 +140,8 @@ class Patter:
         self.instance_id = _validate.instance_id(
             instance_id or os.environ.get("PATTER_INSTANCE_ID") or _validate.default_instance_id()
         )
+        redis_url = redis_url or os.environ.get("PATTER_REDIS_URL") or None
+        self._redis_url = _validate.redis_url(redis_url) if redis_url else None
         for secret in (
             self._twilio_token,
             openai_key,
@@ -361,21 +371,34 @@ class Patter:
     async def _start_server(self, config: ServerConfig, *, port: int, host: str) -> _Running:
         """Build the server for ``config``, prepare its agent and listen on ``host:port``."""
         bridge_pipecat_logs()
+        tokens = MediaTokens(self._server_secret)
+        cluster = None
+        if self._redis_url is not None:
+            cluster = Cluster(
+                RedisLink(self._redis_url),
+                instance_id=self.instance_id,
+                token_ttl_s=tokens.ttl_s,
+            )
         server = PatterServer(
             config,
             rest=TwilioRest(self.twilio_sid, self._twilio_token, base_url=self.twilio_base_url),
             verifier=WebhookVerifier(self._twilio_token, self.webhook_url),
-            tokens=MediaTokens(self._server_secret),
+            tokens=tokens,
             disclosure_audio=self.disclosure_audio,
+            cluster=cluster,
         )
         runner = ServerRunner(server, host=host, port=port)
         try:
+            if cluster is not None:
+                await cluster.start(server.on_forwarded, server.registry.entries)
             await self.disclosure_audio(config.agent)
             server.kits.stock(config.agent)
             await runner.start()
         except BaseException:
             await runner.stop()
             await server.kits.close()
+            if cluster is not None:
+                await cluster.close()
             raise
         self._running = _Running(runner, OutboundCalls(server))
         return self._running
@@ -391,6 +414,8 @@ class Patter:
         await server.end_all_calls()
         await running.runner.stop()
         await server.kits.close()
+        if server.cluster is not None:
+            await server.cluster.close()
 
     async def wait_until_serving(self, timeout_s: float = 30.0) -> None:
         """Wait until ``serve()`` accepts calls (useful in tests and scripts)."""

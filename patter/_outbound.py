@@ -29,7 +29,7 @@ from patter._events import Event
 from patter._log import get_logger, mask_number
 from patter._server import AMD_PATH, STATUS_PATH, VOICE_PATH, PatterServer
 from patter._session import CallInfo
-from patter.errors import TwilioError
+from patter.errors import PatterError, TwilioError
 
 logger = get_logger(__name__)
 
@@ -133,6 +133,12 @@ class OutboundCalls:
             hold_until_answered=machine_detection,
             record=recording or config.recording,
         )
+        if server.cluster is not None and not server.cluster.link.up:
+            raise PatterError(
+                f"Redis ({server.cluster.link.where}) is unreachable, so the call to "
+                f"{mask_number(to)} was not placed (the cluster's max_calls cannot be kept); "
+                "try again once it is back."
+            )
         # Webhooks can race the REST answer: lookups wait until the call is registered.
         async with server.registry.registering():
             call_sid = await server.rest.create_call(params)

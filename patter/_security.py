@@ -6,7 +6,8 @@
 - ``MediaTokens`` issues the token Patter puts in the TwiML ``<Parameter>`` of each
   stream: HMAC-SHA256 over (CallSid, expiry, nonce) with the server secret, checked in
   constant time on the stream's ``start``. No session table is needed, so instances
-  sharing the secret can share the load; replay protection is per instance.
+  sharing the secret can share the load. Replay protection is per instance, and
+  cluster-wide with Redis (``patter._cluster``).
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ class MediaTokens:
         nonce = secrets.token_urlsafe(12)
         return f"{TOKEN_VERSION}.{expiry}.{nonce}.{self._mac(call_sid, expiry, nonce)}"
 
-    def redeem(self, token: str | None, call_sid: str, *, now: float | None = None) -> None:
-        """Accept ``token`` for ``call_sid`` once, or raise ``InvalidMediaToken`` saying why."""
+    def redeem(self, token: str | None, call_sid: str, *, now: float | None = None) -> str:
+        """Accept ``token`` for ``call_sid`` once on this instance, or raise
+        ``InvalidMediaToken`` saying why; returns its nonce (which a cluster spends in Redis,
+        ``patter._cluster.Cluster.spend_token``)."""
         if not token:
             raise InvalidMediaToken("no token")
         if not TOKEN_PATTERN.fullmatch(token):
@@ -107,6 +110,7 @@ class MediaTokens:
         self._used[nonce] = float(expiry_text)
         while len(self._used) > MAX_REMEMBERED_NONCES:
             self._used.popitem(last=False)
+        return nonce
 
     def _mac(self, call_sid: str, expiry: int, nonce: str) -> str:
         message = f"{TOKEN_VERSION}|{call_sid}|{expiry}|{nonce}".encode()

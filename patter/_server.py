@@ -14,7 +14,9 @@ Routes::
 Each call's state lives in its ``CallEntry`` (``patter._calls``), which every route looks
 up by CallSid in the server's ``CallRegistry``. The media URL names the instance that
 answered, so a balancer in front of several instances routes the stream back to it
-(docs/scaling.md).
+(docs/scaling.md). With a ``Cluster`` (Redis), the cap on calls
+and the single use of media tokens hold for every instance, and a callback for a call held
+by another instance is forwarded to it (``patter._cluster``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from patter._agent import Agent
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
+from patter._cluster import Cluster
+from patter._cluster_registry import ClusterCallRegistry
 from patter._hold_music import hold_music_wav
 from patter._log import call_sid_var, get_logger
 from patter._prewarm import KitShelf
 from patter._recording import Recorder
+from patter._redis_link import RedisUnavailable
 from patter._security import InvalidMediaToken, MediaTokens, WebhookVerifier
 from patter._session import CallInfo, CallOptions, CallPhase, CallSession
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
@@ -77,13 +82,14 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
 
 
-FormHandler = Callable[[dict[str, str]], Awaitable[None]]
+CallbackHandler = Callable[[CallEntry, dict[str, str]], Awaitable[None]]
 
 
 class PatterServer:
     """Builds the FastAPI app and answers Twilio for the calls in its registry.
 
-    ``registry`` defaults to one in this process's memory.
+    ``registry`` defaults to one in this process's memory, or with a ``cluster`` to one
+    that records in Redis which instance holds each call.
     """
 
     def __init__(
@@ -95,13 +101,20 @@ class PatterServer:
         tokens: MediaTokens,
         disclosure_audio: Callable[[Agent], Awaitable[bytes]],
         registry: CallRegistry | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.config = config
         self.rest = rest
         self.verifier = verifier
         self.tokens = tokens
         self._disclosure_audio = disclosure_audio
-        self.registry: CallRegistry = registry or InMemoryCallRegistry()
+        self.cluster = cluster
+        self.registry: CallRegistry = registry or (
+            ClusterCallRegistry(cluster) if cluster is not None else InMemoryCallRegistry()
+        )
+        self._callbacks: dict[str, CallbackHandler] = {
+            "status": self._status, "amd": self._amd, "recording": self._recording,
+        }
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
         self.kits = KitShelf(config.keys)
         self.draining = False
@@ -109,11 +122,15 @@ class PatterServer:
 
     @property
     def media_url(self) -> str:
-        """wss:// (or ws:// for an http:// webhook_url) URL of the media WebSocket; its last
-        segment is this instance's id, which a balancer routes on."""
+        """wss:// (or ws:// for an http:// webhook_url) URL of this instance's media
+        WebSocket; its last segment is this instance's id, which a balancer routes on."""
+        return self.media_url_of(self.config.instance_id)
+
+    def media_url_of(self, instance_id: str) -> str:
+        """The media WebSocket URL of instance ``instance_id`` behind the same public URL."""
         parts = urlsplit(self.config.public_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        path = f"{parts.path.rstrip('/')}{MEDIA_PATH}/{self.config.instance_id}"
+        path = f"{parts.path.rstrip('/')}{MEDIA_PATH}/{instance_id}"
         return f"{scheme}://{parts.netloc}{path}"
 
     def url(self, path: str) -> str:
@@ -123,9 +140,9 @@ class PatterServer:
     def _build_app(self) -> FastAPI:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route(VOICE_PATH, self._voice, methods=["POST"])
-        app.add_api_route(STATUS_PATH, self._form_route(self._status), methods=["POST"])
-        app.add_api_route(AMD_PATH, self._form_route(self._amd), methods=["POST"])
-        app.add_api_route(RECORDING_PATH, self._form_route(self._recording), methods=["POST"])
+        app.add_api_route(STATUS_PATH, self._callback_route("status"), methods=["POST"])
+        app.add_api_route(AMD_PATH, self._callback_route("amd"), methods=["POST"])
+        app.add_api_route(RECORDING_PATH, self._callback_route("recording"), methods=["POST"])
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
         app.add_api_route(HEALTH_PATH, self._healthz, methods=["GET"])
         app.add_api_route(READY_PATH, self._readyz, methods=["GET"])
@@ -143,7 +160,12 @@ class PatterServer:
     async def _readyz(self) -> Response:
         if self.draining:
             return Response("draining\n", status_code=503, media_type="text/plain")
-        if await self._calls_in_progress() >= self.config.max_calls:
+        try:
+            in_progress = (await self.cluster.calls_in_progress() if self.cluster is not None
+                           else await self._calls_in_progress())
+        except RedisUnavailable:  # new calls would be answered busy: take none
+            return Response("redis unreachable\n", status_code=503, media_type="text/plain")
+        if in_progress >= self.config.max_calls:  # the cluster's total, with Redis
             return Response("full\n", status_code=503, media_type="text/plain")
         return Response("ready\n", media_type="text/plain")
 
@@ -157,29 +179,34 @@ class PatterServer:
         call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
         entry = await self.registry.get(call_sid)
-        if entry is not None and entry.streaming:
+        elsewhere = None  # a call another instance holds (placed there): answered here,
+        if entry is None and self.cluster is not None:  # its stream goes to the owner
+            elsewhere = await self.cluster.lookup(call_sid)
+            if elsewhere is not None and elsewhere.owner == self.cluster.instance_id:
+                elsewhere = None  # a stale record of this instance's: the call is new here
+        if (entry is not None and entry.streaming) or (elsewhere and elsewhere.streaming):
             logger.warning(
                 "voice webhook for a call already streaming", extra={"call_sid": call_sid}
             )
             return Response(hangup_twiml(), media_type=XML)
-        if entry is None and self.draining:  # a new call; this instance's own go on
+        if entry is None and elsewhere is None and self.draining:  # a new call
             logger.info("draining: refusing a new call", extra={"call_sid": call_sid})
             if request.headers.get(BALANCER_HEADER) == "retries":
                 return Response(status_code=503)  # the balancer tries another instance
             return Response(busy_twiml(), media_type=XML)
         answered = entry is not None and entry.answered_at is not None
-        if not answered and await self._calls_in_progress() >= self.config.max_calls:
-            logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
+        if not await self._admit(call_sid, answered=answered):
             return Response(busy_twiml(), media_type=XML)
         caller, callee = form.get("From", ""), form.get("To", "")
-        if entry is None:
+        if entry is None and elsewhere is None:
             entry = await self.registry.add(
                 self._new_entry(call_sid, caller, callee, "outbound" if outbound else "inbound")
             )
-        entry.answered()
+        if entry is not None:
+            entry.answered()
         token = self.tokens.issue(call_sid)
         twiml = stream_twiml(
-            self.media_url,
+            self.media_url_of(elsewhere.owner) if elsewhere is not None else self.media_url,
             {
                 "token": token,
                 "from": caller,
@@ -189,40 +216,59 @@ class PatterServer:
         )
         return Response(twiml, media_type=XML)
 
-    def _form_route(self, handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    async def _admit(self, call_sid: str, *, answered: bool) -> bool:
+        """Whether a line is free for the call (an answered call has one); logs a refusal."""
+        if self.cluster is not None:
+            await self._calls_in_progress()  # drops answered calls whose stream never came
+            return await self.cluster.admit(call_sid, self.config.max_calls)
+        if answered or await self._calls_in_progress() < self.config.max_calls:
+            return True
+        logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
+        return False
+
+    def _callback_route(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
+        """A signed callback route: handled here for a call held here, else forwarded to
+        the instance holding it (with a cluster)."""
+
         async def route(request: Request) -> Response:
             try:
                 form = await read_signed_form(request, self.verifier)
                 require_call_fields(form, numbers=False)
             except WebhookRejected as exc:
                 return _reject(exc, request)
-            await handler(form)
+            entry = await self.registry.get(form["CallSid"])
+            if entry is not None:
+                await self._callbacks[kind](entry, form)
+            elif self.cluster is not None:
+                await self.cluster.forward(kind, form)
+            elif kind == "recording":
+                logger.info("recording callback for an unknown call")
             return Response(status_code=204)
 
         return route
 
-    async def _status(self, form: dict[str, str]) -> None:
-        """A status callback: a placed call that ends without a stream is ended here."""
+    async def on_forwarded(self, kind: str, form: dict[str, str]) -> None:
+        """A callback another instance forwarded: handled if the call is held here."""
         entry = await self.registry.get(form["CallSid"])
-        if entry is None or not entry.placed or entry.ended:
+        if entry is not None and kind in self._callbacks:
+            await self._callbacks[kind](entry, form)
+
+    async def _status(self, entry: CallEntry, form: dict[str, str]) -> None:
+        """A status callback: a placed call that ends without a stream is ended here."""
+        if not entry.placed or entry.ended:
             return
         final = entry.status_reported(form.get("CallStatus", "")[:20])
         if final and not entry.streaming:  # no session will end this call
             await self.registry.remove(entry.call_sid)
             await entry.end_unconnected(entry.status)
 
-    async def _amd(self, form: dict[str, str]) -> None:
+    async def _amd(self, entry: CallEntry, form: dict[str, str]) -> None:
         """An asynchronous AMD verdict for a placed call."""
-        entry = await self.registry.get(form["CallSid"])
-        if entry is not None and entry.placed:
+        if entry.placed:
             entry.verdict_reported(form.get("AnsweredBy", "unknown")[:40])
 
-    async def _recording(self, form: dict[str, str]) -> None:
+    async def _recording(self, entry: CallEntry, form: dict[str, str]) -> None:
         """A recording status callback; an ended call is forgotten after its final one."""
-        entry = await self.registry.get(form["CallSid"])
-        if entry is None:
-            logger.info("recording callback for an unknown call")
-            return
         await self.recorder.on_status(entry, form)
         if entry.ended and not entry.awaiting_recording:
             await self.registry.remove(entry.call_sid)
@@ -237,12 +283,19 @@ class PatterServer:
         try:
             start = await socket.read_start(self.config.start_timeout_s)
             claimed = start.call_sid
-            self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
+            nonce = self.tokens.redeem(start.custom_parameters.get("token"), start.call_sid)
+            if self.cluster is not None:
+                await self.cluster.spend_token(nonce)
         except (StreamRejected, InvalidMediaToken) as exc:
             logger.warning("media stream refused", extra={"reason": str(exc), "call_sid": claimed})
             await socket.close(POLICY_VIOLATION)
             return
         entry = await self.registry.get(start.call_sid)
+        if entry is None and await self._streams_elsewhere(start.call_sid):
+            logger.warning("media stream for a call streaming on another instance refused",
+                           extra={"call_sid": start.call_sid})
+            await socket.close(POLICY_VIOLATION)
+            return
         if entry is None:  # e.g. answered by another instance, or its token outlived it here
             params = start.custom_parameters
             entry = await self.registry.add(
@@ -265,8 +318,16 @@ class PatterServer:
         finally:
             if entry.session is None:  # its session could not start: the end is reported here
                 await entry.end_unconnected("error")
+            if self.cluster is not None:
+                await self.cluster.release(entry.call_sid)
             if not (entry.ended and entry.awaiting_recording):
                 await self.registry.remove(entry.call_sid)
+
+    async def _streams_elsewhere(self, call_sid: str) -> bool:
+        if self.cluster is None:
+            return False
+        record = await self.cluster.lookup(call_sid)
+        return record is not None and record.streaming and record.owner != self.cluster.instance_id
 
     async def _run_call(self, entry: CallEntry, socket: MediaStreamSocket) -> None:
         disclosure_audio = await self._disclosure_audio(entry.agent)

@@ -107,3 +107,30 @@ def default_instance_id() -> str:
     """This host's name, as an instance id (``patter`` if it has none usable)."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:63].lstrip("._-")
     return name or "patter"
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url(value: str) -> str:
+    """Return ``value`` if it is a Redis URL (``redis://``, ``rediss://`` with a host, or
+    ``unix://`` with a path), else raise; the error shows the URL with its password hidden."""
+    parts = urlsplit(value)
+    wanted = parts.scheme in REDIS_SCHEMES and (
+        parts.path if parts.scheme == "unix" else parts.hostname
+    )
+    if not wanted:
+        raise PatterConfigError(
+            "redis_url must be a redis://, rediss:// or unix:// URL, e.g. "
+            f"redis://:password@redis.internal:6379/0; got {masked_url(value)!r}. "
+            "Pass Patter(redis_url=...) or set PATTER_REDIS_URL."
+        )
+    return value
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password (or the whole user part) replaced by ``***``, for logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()

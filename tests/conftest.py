@@ -15,7 +15,7 @@ from patter.testing.pipeline import running_pipeline
 
 VENDOR_ENV = (
     "TWILIO_BASE_URL", "OPENAI_BASE_URL", "DEEPGRAM_BASE_URL", "ELEVENLABS_BASE_URL",
-    "PATTER_SERVER_SECRET", "PATTER_INSTANCE_ID",
+    "PATTER_SERVER_SECRET", "PATTER_INSTANCE_ID", "PATTER_REDIS_URL",
     *(env for names in SETTING_ENV.values() for env in names),
 )
 

@@ -20,6 +20,7 @@ from typing import Any
 from patter._agent import Agent
 from patter._callbacks import Callbacks
 from patter._client import Patter
+from patter._cluster import Cluster
 from patter._outbound import OutboundCall
 from patter._security import MediaTokens, WebhookVerifier
 from patter._server import PatterServer, ServerConfig
@@ -134,10 +135,13 @@ class LoopbackWorld(AsyncStartClose):
         settings.update(overrides)
         return settings
 
-    def in_process_server(self, *, max_calls: int = 1, token_ttl_s: float = 60.0) -> PatterServer:
+    def in_process_server(
+        self, *, max_calls: int = 1, token_ttl_s: float = 60.0, cluster: Cluster | None = None
+    ) -> PatterServer:
         """A Patter server for this world that is not listening on a port: drive its ASGI app
         (``server.app``) in-process, e.g. with ``httpx.ASGITransport``. Its agent says nothing
-        (the disclosure renders as no audio), so only the webhooks and limits are exercised."""
+        (the disclosure renders as no audio), so only the webhooks and limits are exercised.
+        With ``cluster`` (not started here) it is one instance of a cluster sharing Redis."""
         phone = self.patter()
         token = self.twilio.auth_token
         return PatterServer(
@@ -154,6 +158,7 @@ class LoopbackWorld(AsyncStartClose):
             verifier=WebhookVerifier(token, self.public_url),
             tokens=MediaTokens(ttl_s=token_ttl_s),
             disclosure_audio=lambda _agent: asyncio.sleep(0, result=b""),
+            cluster=cluster,
         )
 
     async def serve(self, phone: Patter, agent: Agent, **serve_kwargs: Any) -> None:
