@@ -19,6 +19,7 @@ from patter._events import Event, History
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
+    FrameProcessor,
     FunctionCallParams,
     FunctionSchema,
     LLMContext,
@@ -39,6 +40,7 @@ from patter._twiml import transfer_twiml
 from patter._vendors import VendorKeys
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
+from patter.processors._caller_audio_end import end_caller_audio
 from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
@@ -185,6 +187,8 @@ class CallSession:
         )
         self._worker: PipelineWorker | None = None
         self._start_frames: list[Any] = []
+        self._user_context: FrameProcessor | None = None  # set with the chain
+        self._quiet_tail: list[FrameProcessor] = []  # default stages that ignore caller audio
 
     # ----- building -------------------------------------------------------------------
 
@@ -235,6 +239,8 @@ class CallSession:
         )
         if self._options.hold_until_answered:
             pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
+        self._user_context = user
+        self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
         return pipeline
 
     # ----- running --------------------------------------------------------------------
@@ -248,13 +254,20 @@ class CallSession:
             if self.agent.customize_pipeline is not None:
                 self.agent.customize_pipeline(pipeline)
                 self.disclosure.require_in(pipeline.processors())
+            processors = end_caller_audio(pipeline.processors(), after=self._user_context,
+                                          quiet_tail=self._quiet_tail)
             self._worker = PipelineWorker(
-                Pipeline(pipeline.processors()),
+                Pipeline(processors),
                 params=PipelineParams(
                     audio_in_sample_rate=PHONE_RATE_HZ, audio_out_sample_rate=PHONE_RATE_HZ
                 ),
                 cancel_on_idle_timeout=False,
                 enable_rtvi=False,
+                # No observers: Patter reads turns from the aggregators' events, and each
+                # observer would get every frame pushed anywhere in the chain (a queue and
+                # a task hop per push).
+                enable_turn_tracking=False,
+                idle_timeout_secs=None,
             )
             if self._start_frames:
                 await self.queue(*self._start_frames)
