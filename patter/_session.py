@@ -154,7 +154,7 @@ class CallSession:
         self._chain_running = asyncio.Event()  # say() waits for it
         if self._phase is CallPhase.CONNECTING:
             self._released.set()
-        self.disclosure = AIDisclosure(disclosure_audio, start=self._released)
+        self.disclosure = AIDisclosure(disclosure_audio, start=self._released, direct_mode=True)
         self.caller_input = CallerInputMute()
         self.barge_in: BargeInGuard | None = None
         self._finish_after: list[asyncio.Future[Any]] = []
@@ -219,21 +219,23 @@ class CallSession:
                                     self.turns.on_assistant_turn_started)
         assistant.add_event_handler("on_assistant_turn_stopped",
                                     self.turns.on_assistant_turn_stopped)
+        # Patter's own pass-through stages run in Pipecat's direct mode: in the task of the
+        # stage before them, without a queue and a task switch for every 20 ms of audio.
         self.barge_in = BargeInGuard(self.transport.speech, min_speech_s=self.agent.min_barge_in_s,
-                                     vad=SharedSileroVADAnalyzer())
+                                     vad=SharedSileroVADAnalyzer(), enable_direct_mode=True)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
                 ("barge_in", self.barge_in),
                 ("disclosure_gate", self.disclosure.gate()),
-                ("dtmf", DtmfInjector(on_digit=self.turns.on_digit)),
+                ("dtmf", DtmfInjector(on_digit=self.turns.on_digit, enable_direct_mode=True)),
                 ("stt", stt),
                 ("user_context", user),
                 ("llm", llm),
                 ("tts", tts),
                 ("disclosure_player", self.disclosure.player()),
                 ("transport_out", self.transport.output()),
-                ("checkpoints", PlayoutCheckpointProbe()),
+                ("checkpoints", PlayoutCheckpointProbe(enable_direct_mode=True)),
                 ("assistant_context", assistant),
             ]
         )
