@@ -37,7 +37,7 @@ from patter._prewarm import CallKit, build_kit
 from patter._shared_models import SharedSileroVADAnalyzer
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
-from patter._vendors import VendorKeys
+from patter._vendors import VendorKeys, is_factory
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
 from patter.processors._caller_audio_end import end_caller_audio
@@ -188,7 +188,7 @@ class CallSession:
         self._worker: PipelineWorker | None = None
         self._start_frames: list[Any] = []
         self._user_context: FrameProcessor | None = None  # set with the chain
-        self._quiet_tail: list[FrameProcessor] = []  # default stages that ignore caller audio
+        self._quiet_tail: list[FrameProcessor] | None = None  # stages known to ignore caller audio
 
     # ----- building -------------------------------------------------------------------
 
@@ -242,7 +242,9 @@ class CallSession:
         if self._options.hold_until_answered:
             pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
         self._user_context = user
-        self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
+        if not (is_factory(self.agent.llm) or is_factory(self.agent.tts)):
+            # Patter's own LLM and TTS never read caller audio (a user's might: speech to speech).
+            self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
         return pipeline
 
     # ----- running --------------------------------------------------------------------

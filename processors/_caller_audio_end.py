@@ -34,13 +34,14 @@ def end_caller_audio(
     processors: Sequence[FrameProcessor],
     *,
     after: FrameProcessor | None,
-    quiet_tail: Sequence[FrameProcessor],
+    quiet_tail: Sequence[FrameProcessor] | None,
 ) -> list[FrameProcessor]:
     """``processors`` with a ``CallerAudioEnd`` just after ``after`` when what follows it is
-    exactly ``quiet_tail`` (processors known not to use caller audio); else unchanged, so a
-    processor a user placed further down (a recorder, say) still gets the audio."""
+    exactly ``quiet_tail`` (processors known not to use caller audio; None: none known);
+    else unchanged, so a processor a user placed further down (a recorder, say) still gets
+    the audio."""
     chain = list(processors)
-    if after is None or after not in chain:
+    if after is None or quiet_tail is None or after not in chain:
         return chain
     index = chain.index(after) + 1
     if len(chain) - index != len(quiet_tail) or any(

@@ -38,3 +38,9 @@ def test_a_stage_a_user_added_after_the_anchor_still_gets_caller_audio() -> None
 
     for chain in ([anchor, llm, tts, recorder], [anchor, llm, recorder], [llm, tts]):
         assert end_caller_audio(chain, after=anchor, quiet_tail=[llm, tts]) == chain
+
+
+def test_no_end_when_no_stage_is_known_to_ignore_caller_audio() -> None:
+    anchor, llm = FrameProcessor(), FrameProcessor()  # e.g. a speech-to-speech LLM of the user's
+
+    assert end_caller_audio([anchor, llm], after=anchor, quiet_tail=None) == [anchor, llm]
