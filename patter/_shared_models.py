@@ -32,7 +32,10 @@ from patter._pipecat import (
     VADState,
 )
 
-_loading = threading.Lock()  # a session asked for while another thread loads it waits
+# One lock per session: asked for while another thread loads it, a session is waited for
+# (loaded once); the VAD on the event loop never waits for smart-turn's longer load.
+_silero_loading = threading.Lock()
+_smart_turn_loading = threading.Lock()
 
 
 def load_shared_models() -> None:
@@ -43,12 +46,12 @@ def load_shared_models() -> None:
 
 
 def _silero_session() -> ort.InferenceSession:
-    with _loading:
+    with _silero_loading:
         return _load_silero_session()
 
 
 def _smart_turn_session() -> ort.InferenceSession:
-    with _loading:
+    with _smart_turn_loading:
         return _load_smart_turn_session()
 
 
@@ -85,7 +88,7 @@ def _load_smart_turn_session() -> ort.InferenceSession:
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
     """``SileroVADAnalyzer`` with the process-wide ONNX session and its own recurrent state.
 
-    Two savings over Pipecat's analyzer, with the same VAD states:
+    Two savings over Pipecat's analyzer, which finds the same speech:
 
     * It scores audio in the caller's task instead of handing every 20 ms frame to a
       thread of its own: a 32 ms window takes Silero ~0.2 ms, less than the hand-off to
