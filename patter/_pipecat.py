@@ -18,7 +18,7 @@ from pipecat.audio.utils import (
     ulaw_to_pcm,
 )
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.frames.frames import (
     AggregatedTextFrame,
     BotStartedSpeakingFrame,
@@ -151,6 +151,7 @@ __all__ = [
     "UserTurnStrategies",
     "VADAnalyzer",
     "VADParams",
+    "VADState",
     "VADUserTurnStartStrategy",
     "WorkerRunner",
     "connection_limits",

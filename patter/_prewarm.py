@@ -27,7 +27,11 @@ from patter._pipecat import (
     UserTurnStrategies,
     VADUserTurnStartStrategy,
 )
-from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from patter._shared_models import (
+    SharedSileroVADAnalyzer,
+    SharedSmartTurnAnalyzer,
+    load_shared_models,
+)
 from patter._vendors import (
     VendorKeys,
     make_llm,
@@ -103,7 +107,7 @@ class KitShelf:
             await asyncio.shield(self._refill)
         kit, self._ready = self._ready, None
         if kit is None or kit.agent is not agent:
-            kit = await asyncio.to_thread(self._build, agent)
+            kit = await asyncio.to_thread(self._build_loaded, agent)
         self._schedule_refill(agent)
         return kit
 
@@ -121,6 +125,12 @@ class KitShelf:
     def _build(self, agent: Agent) -> CallKit:
         return build_kit(agent, self._keys, self.http_client)
 
+    def _build_loaded(self, agent: Agent) -> CallKit:
+        """A kit, with the shared ONNX sessions loaded: a call is on, its VAD needs them
+        soon (not loaded before the first call, so an idle server holds less memory)."""
+        load_shared_models()
+        return self._build(agent)
+
     def _schedule_refill(self, agent: Agent) -> None:
         if self._refill is None or self._refill.done():
             # A fresh context: the build must not log under the SID of the call that took a kit.
@@ -128,7 +138,7 @@ class KitShelf:
 
     async def _restock(self, agent: Agent) -> None:
         try:
-            kit = await asyncio.to_thread(self._build, agent)
+            kit = await asyncio.to_thread(self._build_loaded, agent)
         except Exception:
             logger.exception("could not prepare services for the next call")
             return

@@ -19,6 +19,7 @@ from patter._events import Event, History
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
+    FrameProcessor,
     FunctionCallParams,
     FunctionSchema,
     LLMContext,
@@ -36,9 +37,10 @@ from patter._prewarm import CallKit, build_kit
 from patter._shared_models import SharedSileroVADAnalyzer
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
-from patter._vendors import VendorKeys
+from patter._vendors import VendorKeys, is_factory
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
+from patter.processors._caller_audio_end import end_caller_audio
 from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
@@ -152,7 +154,7 @@ class CallSession:
         self._chain_running = asyncio.Event()  # say() waits for it
         if self._phase is CallPhase.CONNECTING:
             self._released.set()
-        self.disclosure = AIDisclosure(disclosure_audio, start=self._released)
+        self.disclosure = AIDisclosure(disclosure_audio, start=self._released, direct_mode=True)
         self.caller_input = CallerInputMute()
         self.barge_in: BargeInGuard | None = None
         self._finish_after: list[asyncio.Future[Any]] = []
@@ -185,6 +187,8 @@ class CallSession:
         )
         self._worker: PipelineWorker | None = None
         self._start_frames: list[Any] = []
+        self._user_context: FrameProcessor | None = None  # set with the chain
+        self._quiet_tail: list[FrameProcessor] | None = None  # stages known to ignore caller audio
 
     # ----- building -------------------------------------------------------------------
 
@@ -215,26 +219,32 @@ class CallSession:
                                     self.turns.on_assistant_turn_started)
         assistant.add_event_handler("on_assistant_turn_stopped",
                                     self.turns.on_assistant_turn_stopped)
+        # Patter's own pass-through stages run in Pipecat's direct mode: in the task of the
+        # stage before them, without a queue and a task switch for every 20 ms of audio.
         self.barge_in = BargeInGuard(self.transport.speech, min_speech_s=self.agent.min_barge_in_s,
-                                     vad=SharedSileroVADAnalyzer())
+                                     vad=SharedSileroVADAnalyzer(), enable_direct_mode=True)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),
                 ("barge_in", self.barge_in),
                 ("disclosure_gate", self.disclosure.gate()),
-                ("dtmf", DtmfInjector(on_digit=self.turns.on_digit)),
+                ("dtmf", DtmfInjector(on_digit=self.turns.on_digit, enable_direct_mode=True)),
                 ("stt", stt),
                 ("user_context", user),
                 ("llm", llm),
                 ("tts", tts),
                 ("disclosure_player", self.disclosure.player()),
                 ("transport_out", self.transport.output()),
-                ("checkpoints", PlayoutCheckpointProbe()),
+                ("checkpoints", PlayoutCheckpointProbe(enable_direct_mode=True)),
                 ("assistant_context", assistant),
             ]
         )
         if self._options.hold_until_answered:
             pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
+        self._user_context = user
+        if not (is_factory(self.agent.llm) or is_factory(self.agent.tts)):
+            # Patter's own LLM and TTS never read caller audio (a user's might: speech to speech).
+            self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
         return pipeline
 
     # ----- running --------------------------------------------------------------------
@@ -248,13 +258,20 @@ class CallSession:
             if self.agent.customize_pipeline is not None:
                 self.agent.customize_pipeline(pipeline)
                 self.disclosure.require_in(pipeline.processors())
+            processors = end_caller_audio(pipeline.processors(), after=self._user_context,
+                                          quiet_tail=self._quiet_tail)
             self._worker = PipelineWorker(
-                Pipeline(pipeline.processors()),
+                Pipeline(processors),
                 params=PipelineParams(
                     audio_in_sample_rate=PHONE_RATE_HZ, audio_out_sample_rate=PHONE_RATE_HZ
                 ),
                 cancel_on_idle_timeout=False,
                 enable_rtvi=False,
+                # No observers: Patter reads turns from the aggregators' events, and each
+                # observer would get every frame pushed anywhere in the chain (a queue and
+                # a task hop per push).
+                enable_turn_tracking=False,
+                idle_timeout_secs=None,
             )
             if self._start_frames:
                 await self.queue(*self._start_frames)

@@ -204,7 +204,10 @@ class BargeInGuard(FrameProcessor):
                 self.echo_frames += 1
                 frame.audio = bytes(len(frame.audio))
                 loud = False
-        self._count_speech(frame.audio if loud else b"")
+        # Latched, the count is never read, and only quiet (which resets it) ends the latch:
+        # Silero need not score the caller's sound (most of a turn, after an interruption).
+        counted = loud and self._state is not _State.LATCHED
+        self._count_speech(frame.audio if counted else b"")
         await self._step(loud, frame_ms)
 
     def _count_speech(self, audio: bytes) -> None:

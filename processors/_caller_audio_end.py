@@ -1,0 +1,51 @@
+"""Caller audio stops where nothing further down a call's chain listens to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from patter._pipecat import Frame, FrameDirection, FrameProcessor, InputAudioRawFrame
+
+
+class CallerAudioEnd(FrameProcessor):
+    """Drop caller audio going downstream: nothing after this point needs it.
+
+    Consumes: ``InputAudioRawFrame`` going downstream.
+    Passes through: every other frame, unchanged and in order.
+    Runs in Pipecat's direct mode (no queue or task of its own). Pipecat passes every frame
+    a processor does not handle on to the next one, so without it each 20 ms of caller audio
+    would also travel through the LLM, the TTS, the output transport and the assistant
+    aggregator, a queue and a task switch each.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(enable_direct_mode=True, **kwargs)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Forward every frame but downstream caller audio."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
+            return
+        await self.push_frame(frame, direction)
+
+
+def end_caller_audio(
+    processors: Sequence[FrameProcessor],
+    *,
+    after: FrameProcessor | None,
+    quiet_tail: Sequence[FrameProcessor] | None,
+) -> list[FrameProcessor]:
+    """``processors`` with a ``CallerAudioEnd`` just after ``after`` when what follows it is
+    exactly ``quiet_tail`` (processors known not to use caller audio; None: none known);
+    else unchanged, so a processor a user placed further down (a recorder, say) still gets
+    the audio."""
+    chain = list(processors)
+    if after is None or quiet_tail is None or after not in chain:
+        return chain
+    index = chain.index(after) + 1
+    if len(chain) - index != len(quiet_tail) or any(
+        a is not b for a, b in zip(chain[index:], quiet_tail, strict=True)
+    ):
+        return chain
+    return [*chain[:index], CallerAudioEnd(), *chain[index:]]

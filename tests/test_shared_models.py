@@ -1,0 +1,61 @@
+"""The shared Silero VAD: Pipecat's speech states, with Silero run only where they can change."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from patter._pipecat import SileroVADAnalyzer, VADAnalyzer
+from patter._shared_models import SharedSileroVADAnalyzer
+from patter.processors.barge_in import barge_in_vad_params
+from patter.testing.audio import synthesize_speech
+
+FRAME_BYTES = 320  # 20 ms at 8 kHz, as Twilio sends it
+
+
+def caller_audio() -> bytes:
+    """Three lines with a second of quiet line noise before, between and after."""
+    parts: list[bytes] = []
+    for text in ("Hello, I would like to book a table for two tonight.",
+                 "Do you have anything vegetarian on the menu?", "No."):
+        parts += [bytes(16000), synthesize_speech(text)]
+    parts.append(bytes(16000))
+    samples = np.frombuffer(b"".join(parts), np.int16).astype(np.float64)
+    noise = np.random.default_rng(1).normal(0, 30, samples.size)
+    return np.clip(samples + noise, -32768, 32767).astype(np.int16).tobytes()
+
+
+async def states(vad: VADAnalyzer, pcm: bytes) -> list[str]:
+    vad.set_sample_rate(8000)
+    return [(await vad.analyze_audio(pcm[i:i + FRAME_BYTES])).name
+            for i in range(0, len(pcm), FRAME_BYTES)]
+
+
+def onsets(frame_states: list[str]) -> list[int]:
+    return [i for i in range(1, len(frame_states))
+            if frame_states[i] == "SPEAKING" and frame_states[i - 1] in ("QUIET", "STARTING")]
+
+
+async def test_shared_vad_finds_the_speech_pipecats_silero_finds() -> None:
+    pcm = caller_audio()
+    pipecat = await states(SileroVADAnalyzer(params=barge_in_vad_params()), pcm)
+    shared = await states(SharedSileroVADAnalyzer(params=barge_in_vad_params()), pcm)
+
+    assert onsets(shared) == onsets(pipecat)
+    agree = sum(a == b for a, b in zip(shared, pipecat, strict=True))
+    assert agree >= 0.99 * len(pipecat)
+
+
+async def test_quiet_line_noise_is_scored_without_running_silero() -> None:
+    vad = SharedSileroVADAnalyzer(params=barge_in_vad_params())
+    noise = np.random.default_rng(2).normal(0, 10, 8000 * 3).astype(np.int16).tobytes()  # -70 dBFS
+
+    assert set(await states(vad, noise)) == {"QUIET"}
+    assert vad._model._last_batch_size == 0  # the model never ran
+
+
+def test_voice_confidence_asked_directly_always_runs_silero() -> None:
+    vad = SharedSileroVADAnalyzer(sample_rate=8000)
+    vad.set_sample_rate(8000)
+
+    assert vad.voice_confidence(bytes(512)) < 0.5
+    assert vad._model._last_batch_size == 1  # the model ran, quiet as the window was
