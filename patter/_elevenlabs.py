@@ -36,6 +36,7 @@ class ResendingElevenLabsTTSService(ElevenLabsTTSService):
         self._asked: dict[str, str] = {}  # open context id → text sent on this socket
         self._voiced: dict[str, int] = {}  # open context id → its words that came with audio
         self._unsaid: list[str] = []  # to speak once reconnected
+        self._moved: set[str] = set()  # contexts closed by a reconnect, said again in new ones
 
     async def _send_text(self, text: str, context_id: str) -> None:
         if self._websocket and context_id:
@@ -73,6 +74,7 @@ class ResendingElevenLabsTTSService(ElevenLabsTTSService):
             rest = " ".join(words[self._voiced.get(context_id, 0):])
             if rest and self.audio_context_available(context_id):
                 self._unsaid.append(rest)
+                self._moved.add(context_id)
         self._asked.clear()
         self._voiced.clear()
         reconnected = await super()._reconnect_websocket(attempt_number)
@@ -92,6 +94,15 @@ class ResendingElevenLabsTTSService(ElevenLabsTTSService):
                            extra={"error": str(error.error)[:200]})
             return
         await super()._report_error(error, force_treat_as_permanent)
+
+    async def _record_context_audio_outcome(self, context_id: str, received_audio: bool) -> None:
+        # Pipecat counts a context that ends with no audio as a failure (an ErrorFrame, which
+        # would retire this vendor from a fallback list); one whose text moved to a new
+        # context after a reconnect did not fail.
+        if context_id in self._moved:
+            self._moved.discard(context_id)
+            return
+        await super()._record_context_audio_outcome(context_id, received_audio)
 
     def _forget(self, context_id: str | None) -> None:
         if context_id is not None:
