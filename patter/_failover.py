@@ -21,6 +21,7 @@ it). Its ``ServiceSwitcherStrategyFailover`` is not enough for a phone call, and
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,6 +47,8 @@ from patter._pipecat import (
 logger = get_logger(__name__)
 
 HandOver = Callable[[FrameProcessor, FrameProcessor], Awaitable[None]]
+SEEN_FRAMES = 4096
+"""Frame ids a switcher remembers to let one copy of a frame out of its branches."""
 
 
 def with_fallbacks(services: list[Any], kind: str) -> Any:
@@ -122,12 +125,13 @@ class FailoverSwitcher(ServiceSwitcher[FailoverOnAnyError]):
         if kind == "tts":
             for service in services:
                 service.add_event_handler("on_tts_request", self._on_tts_request)
+        self._seen_order: deque[int] = deque()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Note the work given to the active service, then route the frame (Pipecat)."""
         if isinstance(frame, InterruptionFrame):
             self._unanswered, self._speaking = None, None  # an interrupted turn is not redone
-        elif isinstance(frame, LLMContextFrame) and direction is FrameDirection.DOWNSTREAM:
+        elif isinstance(frame, LLMContextFrame):  # a turn's, or a tool result's (upstream)
             self._unanswered = frame.context
         await super().process_frame(frame, direction)
 
@@ -141,6 +145,17 @@ class FailoverSwitcher(ServiceSwitcher[FailoverOnAnyError]):
             if frame.context_id == self._speaking[1]:
                 self._speaking = None
         await super().push_frame(frame, direction)
+
+    async def _parallel_push_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        # Pipecat's ParallelPipeline remembers the id of every frame it ever let out (each
+        # 20 ms of audio: ~10 MB over an hour's call). The copies of one frame leave the
+        # branches together, so the most recent ids are enough.
+        seen = frame.id in self._seen_ids
+        await super()._parallel_push_frame(frame, direction)
+        if not seen:
+            self._seen_order.append(frame.id)
+            if len(self._seen_order) > SEEN_FRAMES:
+                self._seen_ids.discard(self._seen_order.popleft())
 
     async def _on_tts_request(self, tts: TTSService, context_id: str, text: str) -> None:
         active = self.strategy.active_service
