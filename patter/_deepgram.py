@@ -62,6 +62,11 @@ class ReconnectingDeepgramSTTService(DeepgramSTTService):
         self._failures = 0
 
     @property
+    def held_audio(self) -> bytes:
+        """The caller audio held for a replay (not confirmed by a final result yet)."""
+        return bytes(self._unconfirmed)
+
+    @property
     def unconfirmed_s(self) -> float:
         """Seconds of caller audio held for a replay."""
         return len(self._unconfirmed) / self._bytes_per_s

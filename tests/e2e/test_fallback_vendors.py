@@ -9,6 +9,7 @@ from typing import Any
 
 from pipecat.services.openai.llm import OpenAILLMService
 
+from patter._agent import DEFAULT_DISCLOSURE
 from patter._events import Event
 from patter.testing import Fault
 from patter.testing.audio import best_match, synthesize_speech
@@ -62,6 +63,9 @@ async def tts_fallback() -> None:
         call = await world.call_in()
 
         heard = await caller_is_answered(call, CALLER_SAYS)
+        assert call.phone is not None  # the disclosure, rendered by the first TTS of the list
+        disclosure = openai_speech_at_8k(DEFAULT_DISCLOSURE)
+        assert best_match(call.phone.heard_pcm(), disclosure[4000:12000]) > 0.6
         reply = synthesize_speech(REPLY, sample_rate_hz=8000)  # ElevenLabs' fake voice at 8 kHz
         assert best_match(heard, reply[:6000]) > 0.6 and best_match(heard, reply[-6000:]) > 0.6
         assert [(f.request, f.fault.status) for f in world.openai.faults.fired] == [
