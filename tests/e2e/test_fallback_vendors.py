@@ -5,8 +5,10 @@ runs in a world of its own, all at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from pipecat.services.openai.llm import OpenAILLMService
 
 from patter._agent import DEFAULT_DISCLOSURE
@@ -27,6 +29,7 @@ REPLY = "Certainly, a table for two at eight."
 FOLLOW_UP = "And could we sit by the window?"
 FOLLOW_UP_REPLY = "Of course, a window table it is."
 FALLBACK_MODEL = "gpt-fallback-test"
+SECRETS: set[str] = set()  # every world's keys and tokens: none may be logged
 
 
 async def caller_is_answered(call: FakeCall, line: str) -> bytes:
@@ -52,6 +55,7 @@ def assistant_lines(end: Event) -> list[str]:
 
 async def tts_fallback() -> None:
     async with LoopbackWorld() as world:
+        SECRETS.update(world.secrets)
         world.openai.transcripts += [CALLER_SAYS, FOLLOW_UP]
         world.openai.reply_with(REPLY)
         world.openai.reply_with(FOLLOW_UP_REPLY)
@@ -85,6 +89,7 @@ async def tts_fallback() -> None:
 
 async def llm_fallback() -> None:
     async with LoopbackWorld() as world:
+        SECRETS.update(world.secrets)
         world.openai.transcripts.append(CALLER_SAYS)
         world.openai.reply_with(REPLY)
         fallback = lambda: OpenAILLMService(  # noqa: E731
@@ -113,6 +118,7 @@ async def llm_fallback() -> None:
 
 async def stt_fallback() -> None:
     async with LoopbackWorld() as world:
+        SECRETS.update(world.secrets)
         world.openai.transcripts.append(CALLER_SAYS)
         world.openai.reply_with(REPLY)
         phone = world.patter(stt=["deepgram", "openai"])
@@ -131,7 +137,12 @@ async def stt_fallback() -> None:
         assert [e["text"] for e in end["transcript"] if e["role"] == "user"] == [CALLER_SAYS]
 
 
-async def test_a_failed_vendor_hands_the_call_to_the_next_in_its_list() -> None:
+async def test_a_failed_vendor_hands_the_call_to_the_next_in_its_list(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with asyncio.TaskGroup() as calls:
         for scenario in (tts_fallback, llm_fallback, stt_fallback):
             calls.create_task(scenario(), name=scenario.__name__)
+    assert caplog.messages.count(
+        "vendor failed; the next one takes over for the rest of the call") == 3
+    assert not any(secret in caplog.text for secret in SECRETS)

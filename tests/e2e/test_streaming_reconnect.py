@@ -5,6 +5,9 @@ voiced. Each scenario runs in a world of its own, all at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from patter._events import Event
 from patter.testing import Fault
@@ -12,8 +15,9 @@ from patter.testing.audio import best_match, synthesize_speech, voiced_seconds
 from patter.testing.harness import LoopbackWorld, agent_turn_over, openai_speech_at_8k, wait_for
 from patter.testing.wer import normalize_words
 
-CALLER_SAYS = "I would like to book a table for two tonight, by the window if you can."
+CALLER_SAYS = "I would like to book a table for two people by the window tonight please."
 REPLY = "Certainly, I have booked a table for two by the window at eight o'clock tonight."
+SECRETS: set[str] = set()  # every world's keys and tokens: none may be logged
 
 
 def words_heard(line: str) -> object:
@@ -31,6 +35,7 @@ def words_heard(line: str) -> object:
 
 async def deepgram_drop_mid_utterance() -> None:
     async with LoopbackWorld() as world:
+        SECRETS.update(world.secrets)
         world.deepgram.transcriber = words_heard(CALLER_SAYS)  # type: ignore[assignment]
         world.openai.reply_with(REPLY)
         phone = world.patter(stt="deepgram")
@@ -61,6 +66,7 @@ async def deepgram_drop_mid_utterance() -> None:
 
 async def elevenlabs_lost_mid_sentence(fault: Fault) -> None:
     async with LoopbackWorld() as world:
+        SECRETS.update(world.secrets)
         world.openai.transcripts.append("Can I book a table?")
         world.openai.reply_with(REPLY)
         phone = world.patter(tts="elevenlabs")
@@ -88,8 +94,13 @@ async def elevenlabs_lost_mid_sentence(fault: Fault) -> None:
         assert normalize_words(said[-1]) == normalize_words(REPLY)
 
 
-async def test_streaming_sockets_that_die_mid_call_lose_no_words() -> None:
+async def test_streaming_sockets_that_die_mid_call_lose_no_words(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with asyncio.TaskGroup() as calls:
         calls.create_task(deepgram_drop_mid_utterance(), name="deepgram drop")
         calls.create_task(elevenlabs_lost_mid_sentence(Fault.cut()), name="elevenlabs cut")
         calls.create_task(elevenlabs_lost_mid_sentence(Fault.drop()), name="elevenlabs drop")
+    assert "deepgram socket lost; reconnecting" in caplog.messages
+    assert "elevenlabs reconnected; saying again what the socket lost" in caplog.messages
+    assert not any(secret in caplog.text for secret in SECRETS)
