@@ -60,6 +60,7 @@ class ReconnectingDeepgramSTTService(DeepgramSTTService):
         self._start_s = 0.0  # where it starts, in the current socket's audio time
         self._socket: Any = None  # the socket _sent and _start_s refer to
         self._failures = 0
+        self._closing = False  # we are closing the stream: its end is no drop
 
     @property
     def held_audio(self) -> bytes:
@@ -130,6 +131,14 @@ class ReconnectingDeepgramSTTService(DeepgramSTTService):
         logger.warning("deepgram socket error; reconnecting", extra={"error": str(error)[:200]})
         await self.stop_all_metrics()
 
+    async def _connect(self) -> None:
+        self._closing = False
+        await super()._connect()
+
+    async def _disconnect(self) -> None:
+        self._closing = True
+        await super()._disconnect()
+
     async def _connection_handler(self) -> None:
         """Connect, listen until the socket ends, reconnect (at once, then backing off);
         give up — unusable, for a fallback to take over — after ``MAX_QUICK_FAILURES``
@@ -166,6 +175,8 @@ class ReconnectingDeepgramSTTService(DeepgramSTTService):
                     if keepalive is not None:
                         await self.cancel_task(keepalive)
                 self._connection_settled.set()
+                if self._closing:
+                    return
                 up_s = time.monotonic() - connected_at if connected_at is not None else 0.0
                 self._failures = 1 if up_s >= STABLE_S else self._failures + 1
                 if self._failures >= MAX_QUICK_FAILURES:

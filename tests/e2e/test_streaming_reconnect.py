@@ -61,7 +61,7 @@ async def deepgram_drop_mid_utterance() -> None:
         await caller.hang_up()
         await wait_for(lambda: bool(ended), timeout=15)
         assert [e["text"] for e in ended[0]["transcript"] if e["role"] == "user"] == [CALLER_SAYS]
-        assert second.closed
+        assert second.closed and len(world.deepgram.connections) == 2  # none after the end
 
 
 async def elevenlabs_lost_mid_sentence(fault: Fault) -> None:
