@@ -56,20 +56,14 @@ def with_fallbacks(services: list[Any], kind: str) -> Any:
     return services[0] if len(services) == 1 else FailoverSwitcher(services, kind=kind)
 
 
-def member_services(processor: FrameProcessor) -> list[Any]:
-    """The services behind a pipeline stage: a switcher's, in order, or the stage itself."""
-    if isinstance(processor, ServiceSwitcher):
-        return list(processor.services)
-    return [processor]
-
-
 class FailoverOnAnyError(ServiceSwitcherStrategyFailover):
     """Pipecat's failover strategy, switching on any vendor error of the active service.
 
     The failed service is marked unusable for the rest of the call; the next usable one in
     list order takes over. A service that becomes unusable by itself (gave up reconnecting,
-    too many silent TTS contexts) is left the same way. ``hand_over(failed, successor)``
-    runs after each switch.
+    too many silent TTS contexts) is left the same way. The last usable service is never
+    retired for an ordinary error (its error goes on up, as with a single vendor, and its
+    next turn may work). ``hand_over(failed, successor)`` runs after each switch.
     """
 
     def __init__(self, services: list[FrameProcessor]) -> None:
@@ -83,6 +77,8 @@ class FailoverOnAnyError(ServiceSwitcherStrategyFailover):
         failed = error.processor or self.active_service
         if failed is not self.active_service or error.category is ErrorCategory.APPLICATION:
             return None
+        if self._successor(failed) is None:
+            return None  # nothing to fail over to: it stays, as a single vendor would
         logger.warning(
             "vendor failed; the next one takes over for the rest of the call",
             extra={"service": failed.name, "error": str(error.error)[:200]},
@@ -96,17 +92,21 @@ class FailoverOnAnyError(ServiceSwitcherStrategyFailover):
                            extra={"service": service.name})
             await self._fail_over(service)
 
+    def _successor(self, failed: FrameProcessor) -> FrameProcessor | None:
+        index = self.services.index(failed)
+        later_first = self.services[index + 1:] + self.services[:index]
+        return next((service for service in later_first if service.is_usable), None)
+
     async def _fail_over(self, failed: FrameProcessor) -> FrameProcessor | None:
         if failed is not self.active_service:
             return self.active_service  # already replaced
-        index = self.services.index(failed)
-        for candidate in self.services[index + 1:] + self.services[:index]:
-            if candidate.is_usable and await self._set_active_if_available(candidate):
-                if self.hand_over is not None:
-                    await self.hand_over(failed, candidate)
-                return candidate
-        logger.error("every fallback vendor failed", extra={"service": failed.name})
-        return None
+        successor = self._successor(failed)
+        if successor is None or not await self._set_active_if_available(successor):
+            logger.error("every fallback vendor failed", extra={"service": failed.name})
+            return None
+        if self.hand_over is not None:
+            await self.hand_over(failed, successor)
+        return successor
 
 
 class FailoverSwitcher(ServiceSwitcher[FailoverOnAnyError]):
