@@ -40,7 +40,7 @@ class ResendingElevenLabsTTSService(ElevenLabsTTSService):
 
     async def _send_text(self, text: str, context_id: str) -> None:
         if self._websocket and context_id:
-            self._asked[context_id] = self._asked.get(context_id, "") + text
+            self._asked[context_id] = f"{self._asked.get(context_id, '')} {text}"
             self._voiced.setdefault(context_id, 0)
         await super()._send_text(text, context_id)
 
