@@ -36,10 +36,11 @@ logger = get_logger(__name__)
 
 REPLAY_LIMIT_S = 15.0
 """Most caller audio kept for a replay (the oldest goes first): a long sentence."""
-RECONNECT_BACKOFF_S = (0.0, 0.25, 0.5, 1.0, 2.0)
-"""Wait before each reconnect attempt in a row (the last repeats)."""
-MAX_QUICK_FAILURES = 4
-"""Attempts in a row that fail, or stay up less than ``STABLE_S``, before giving up."""
+RECONNECT_BACKOFF_S = (0.0, 0.25, 0.5, 1.0)
+"""Wait before each reconnect attempt in a row."""
+MAX_QUICK_FAILURES = len(RECONNECT_BACKOFF_S) + 1
+"""Attempts in a row that fail, or stay up less than ``STABLE_S``, before giving up (in
+about 2 s, during which the caller's audio is held)."""
 STABLE_S = 5.0
 _BYTES_PER_SAMPLE = 2  # linear16, mono
 
@@ -185,7 +186,7 @@ class ReconnectingDeepgramSTTService(DeepgramSTTService):
                         force_treat_as_permanent=True,
                     )
                     return
-                wait_s = RECONNECT_BACKOFF_S[min(self._failures, len(RECONNECT_BACKOFF_S)) - 1]
+                wait_s = RECONNECT_BACKOFF_S[self._failures - 1]
                 logger.warning("deepgram socket lost; reconnecting", extra={
                     "reason": reason, "attempt": self._failures, "wait_s": wait_s,
                     "held_s": round(self.unconfirmed_s, 2)})

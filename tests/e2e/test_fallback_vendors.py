@@ -129,8 +129,8 @@ async def stt_fallback() -> None:
 
         heard = await caller_is_answered(call, CALLER_SAYS)
         assert best_match(heard, openai_speech_at_8k(REPLY)[2000:8000]) > 0.6
-        # Deepgram was tried (and given up on after 4 refusals); OpenAI heard the caller.
-        assert [f.fault.status for f in world.deepgram.faults.fired] == [503] * 4
+        # Deepgram was tried (and given up on after 5 refusals); OpenAI heard the caller.
+        assert [f.fault.status for f in world.deepgram.faults.fired] == [503] * 5
         assert len(world.openai.transcribed_audio) == 1
         assert world.openai.chat_requests[-1]["messages"][-1]["content"] == CALLER_SAYS
         end = await hang_up(call, ended)
