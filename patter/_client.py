@@ -28,6 +28,7 @@ from patter._vendors import (
     VendorKeys,
     check_choice,
     check_voice,
+    first_choice,
     is_factory,
     make_tts,
 )
@@ -60,7 +61,10 @@ class Patter:
         stt / tts / llm: Vendor name, or a factory: a zero-argument callable returning a
             new Pipecat service, called for each call (``tts=lambda: OpenAITTSService(...)``);
             defaults to OpenAI. Offline, with no key: ``stt="moonshine"``, ``tts="piper"``
-            (extra ``patter[offline]``) and ``llm="rules"`` (see docs/offline.md).
+            (extra ``patter[offline]``) and ``llm="rules"`` (see docs/offline.md). A list
+            (``tts=["elevenlabs", "openai"]``, names or factories) is a fallback order: when
+            a vendor fails, the next takes over for the rest of the call
+            (docs/reliability.md).
         twilio_base_url / openai_base_url / deepgram_base_url / elevenlabs_base_url:
             Endpoint overrides (also read from ``TWILIO_BASE_URL``, ``OPENAI_BASE_URL``,
             ``DEEPGRAM_BASE_URL``, ``ELEVENLABS_BASE_URL``).
@@ -184,7 +188,8 @@ class Patter:
         """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
 
         ``stt`` / ``tts`` override ``Patter``'s: a vendor name, or a factory returning a new
-        Pipecat service for each call (``tts=lambda: ElevenLabsTTSService(...)``).
+        Pipecat service for each call (``tts=lambda: ElevenLabsTTSService(...)``), or a
+        fallback list of them (``tts=["elevenlabs", "openai"]``).
         ``disclosure`` customises the AI disclosure's wording (it cannot be empty).
         ``transfer_allowlist`` adds numbers ``transfer_call`` may dial, beyond those
         written in the system prompt. ``customize_pipeline(pipeline)`` may insert, replace
@@ -428,20 +433,21 @@ class Patter:
         ...), so two agents with different custom voices get two renderings.
         """
         tts: TTSService | None = None
-        if is_factory(agent.tts):
-            known = self._custom_voices.get(id(agent.tts))
+        first = first_choice(agent.tts)  # a fallback list's first vendor renders it
+        if is_factory(first):
+            known = self._custom_voices.get(id(first))
             if known is None:
-                tts = make_tts(agent.tts, agent.voice, self.keys)
-                known = self._custom_voices[id(agent.tts)] = (agent.tts, voice_fingerprint(tts))
+                tts = make_tts(first, agent.voice, self.keys)
+                known = self._custom_voices[id(first)] = (first, voice_fingerprint(tts))
             vendor, voice = "custom", known[1]
         else:
-            vendor, voice = agent.tts or "openai", agent.voice
+            vendor, voice = first or "openai", agent.voice
         key = SpeechCache.key(vendor, voice, agent.disclosure)
         cached = self._speech_cache.peek(key)
         if cached is not None:
             return cached
         return await self._speech_cache.get(
-            key, tts or make_tts(agent.tts, agent.voice, self.keys), agent.disclosure
+            key, tts or make_tts(first, agent.voice, self.keys), agent.disclosure
         )
 
 

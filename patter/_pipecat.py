@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     Frame,
     FunctionCallFromLLM,
     FunctionCallResultProperties,
+    FunctionCallsStartedFrame,
     InputAudioRawFrame,
     InputDTMFFrame,
     InterruptionFrame,
@@ -51,9 +52,11 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext, LLMContextMessage
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -79,6 +82,7 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
     TurnAnalyzerUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.http import AsyncHTTPClient, connection_limits
 from pipecat.utils.utils import obj_id
 from pipecat.workers.runner import WorkerRunner
@@ -98,6 +102,7 @@ __all__ = [
     "DataFrame",
     "DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT",
     "EndFrame",
+    "ErrorCategory",
     "ErrorFrame",
     "Frame",
     "FrameDirection",
@@ -106,6 +111,7 @@ __all__ = [
     "FunctionCallFromLLM",
     "FunctionCallParams",
     "FunctionCallResultProperties",
+    "FunctionCallsStartedFrame",
     "FunctionSchema",
     "InputAudioRawFrame",
     "InputDTMFFrame",
@@ -130,6 +136,8 @@ __all__ = [
     "PipelineParams",
     "PipelineWorker",
     "STTService",
+    "ServiceSwitcher",
+    "ServiceSwitcherStrategyFailover",
     "SileroOnnxModel",
     "SileroVADAnalyzer",
     "StartFrame",
@@ -152,6 +160,7 @@ __all__ = [
     "VADAnalyzer",
     "VADParams",
     "VADState",
+    "VADUserStoppedSpeakingFrame",
     "VADUserTurnStartStrategy",
     "WorkerRunner",
     "connection_limits",

@@ -14,15 +14,15 @@ import contextvars
 from dataclasses import dataclass, field
 
 from patter._agent import Agent
+from patter._failover import with_fallbacks
 from patter._log import get_logger
 from patter._pipecat import (
     AsyncHTTPClient,
     Frame,
+    FrameProcessor,
     LLMService,
     SileroVADAnalyzer,
-    STTService,
     TranscriptionUserTurnStartStrategy,
-    TTSService,
     TurnAnalyzerUserTurnStopStrategy,
     UserTurnStrategies,
     VADUserTurnStartStrategy,
@@ -34,6 +34,7 @@ from patter._shared_models import (
 )
 from patter._vendors import (
     VendorKeys,
+    choices,
     make_llm,
     make_stt,
     make_tts,
@@ -51,14 +52,17 @@ logger = get_logger(__name__)
 class CallKit:
     """The stateful services one call needs; used by exactly one call.
 
-    ``start_frames`` go into the call's pipeline first, before anything else is queued
-    (the agent's prompt for an LLM the user's factory built).
+    ``stt``, ``tts`` and ``llm`` are pipeline stages: a service, or a ``FailoverSwitcher``
+    over the vendors of a fallback list; ``llms`` are the LLM services behind ``llm`` (each
+    gets the call's tools). ``start_frames`` go into the call's pipeline first, before
+    anything else is queued (the agent's prompt for an LLM the user's factory built).
     """
 
     agent: Agent
-    stt: STTService
-    tts: TTSService
-    llm: LLMService
+    stt: FrameProcessor
+    tts: FrameProcessor
+    llm: FrameProcessor
+    llms: list[LLMService]
     vad: SileroVADAnalyzer
     turn_strategies: UserTurnStrategies
     start_frames: list[Frame] = field(default_factory=list)
@@ -69,14 +73,21 @@ def build_kit(
 ) -> CallKit:
     """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms). OpenAI
     services send their requests over ``http_client`` when given (else each opens its own);
-    a user's factory is called once for each of its services."""
-    llm = make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client)
+    a user's factory is called once for each of its services. A fallback list gets one
+    service per vendor."""
+    llm_choices = choices(agent.llm)
+    llms = [make_llm(choice, agent.model, agent.system_prompt, keys, http_client)
+            for choice in llm_choices]
     return CallKit(
         agent=agent,
-        stt=make_stt(agent.stt, keys, http_client),
-        tts=make_tts(agent.tts, agent.voice, keys, http_client),
-        llm=llm,
-        start_frames=prompt_frames(agent.llm, llm, agent.system_prompt),
+        stt=with_fallbacks([make_stt(c, keys, http_client) for c in choices(agent.stt)], "stt"),
+        tts=with_fallbacks(
+            [make_tts(c, agent.voice, keys, http_client) for c in choices(agent.tts)], "tts"
+        ),
+        llm=with_fallbacks(llms, "llm"),
+        llms=llms,
+        start_frames=[frame for choice, llm in zip(llm_choices, llms, strict=True)
+                      for frame in prompt_frames(choice, llm, agent.system_prompt)],
         vad=SharedSileroVADAnalyzer(
             sample_rate=PHONE_RATE_HZ, params=barge_in_vad_params(agent.min_barge_in_s)
         ),

@@ -202,9 +202,10 @@ class CallSession:
             kit = build_kit(self.agent, self._keys)
         stt, tts, llm = kit.stt, kit.tts, kit.llm
         self._start_frames = kit.start_frames
-        self.control.register(llm)
-        for tool in self.agent.tools:
-            llm.register_function(tool.name, _tool_handler(tool))
+        for service in kit.llms:  # each vendor of a fallback list gets the tools
+            self.control.register(service)
+            for tool in self.agent.tools:
+                service.register_function(tool.name, _tool_handler(tool))
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(

@@ -71,12 +71,54 @@ def is_factory(choice: Any) -> bool:
     return choice is not None and not isinstance(choice, str)
 
 
+def choices(choice: Any) -> list[Any]:
+    """The vendors of a ``stt=`` / ``tts=`` / ``llm=`` setting, in failover order: a list's
+    entries, or the one choice (``None``: the default vendor)."""
+    return list(choice) if isinstance(choice, (list, tuple)) else [choice]
+
+
+def first_choice(choice: Any) -> Any:
+    """The vendor a call starts with (the first of a fallback list)."""
+    return choices(choice)[0]
+
+
 def check_choice(
     choice: Any, name: str, vendors: tuple[str, ...], keys: VendorKeys, *, owner: str = "Patter"
 ) -> None:
     """Raise at construction if ``choice`` (the ``name`` setting of ``owner(...)``) names an
-    unknown vendor or one without a key, or is a service object instead of a factory."""
+    unknown vendor or one without a key, or is a service object instead of a factory.
+
+    A list (``tts=["elevenlabs", "openai"]``) is a fallback order: each entry is checked the
+    same way, and the list must be non-empty with no entry twice."""
     label = name if owner == "Patter" else f"{owner}({name}=...)"
+    if not isinstance(choice, (list, tuple)):
+        _check_one(choice, label, name, vendors, keys, owner)
+        return
+    example = f"{owner}({name}=[{', '.join(repr(v) for v in vendors[:2])}])"
+    if not choice:
+        raise PatterConfigError(
+            f"{label} is an empty list: name at least one vendor, in the order to try "
+            f"them, e.g. {example}."
+        )
+    for index, entry in enumerate(choice):
+        entry_label = f"{label}[{index}]"
+        if entry is None or isinstance(entry, (list, tuple)):
+            raise PatterConfigError(
+                f"{entry_label} is {entry!r}: each entry of a fallback list is a vendor name "
+                f"or a factory, e.g. {example}."
+            )
+        if any(entry is earlier or entry == earlier for earlier in choice[:index]):
+            shown = entry if isinstance(entry, str) else getattr(entry, "__name__", "a factory")
+            raise PatterConfigError(
+                f"{label} lists {shown!r} twice: a fallback is tried only when the vendors "
+                "before it failed, so each entry must be a different vendor or factory."
+            )
+        _check_one(entry, entry_label, name, vendors, keys, owner)
+
+
+def _check_one(
+    choice: Any, label: str, name: str, vendors: tuple[str, ...], keys: VendorKeys, owner: str
+) -> None:
     kind, example = _SERVICE_KINDS[name]
     if isinstance(choice, (STTService, TTSService, LLMService)):
         service = type(choice).__name__
@@ -122,9 +164,10 @@ def require_offline_extra(label: str, choice: str) -> None:
 
 
 def check_voice(tts: Any, voice: str) -> None:
-    """Raise at construction if ``voice`` cannot be spoken by ``tts``: Piper has one packaged
-    voice, ``"joe"`` (``voice="nova"``, the default, means it too)."""
-    if tts == "piper" and voice not in ("nova", "joe", PIPER_VOICE):
+    """Raise at construction if ``voice`` cannot be spoken by ``tts`` (or by any vendor of a
+    fallback list): Piper has one packaged voice, ``"joe"`` (``voice="nova"``, the default,
+    means it too)."""
+    if "piper" in choices(tts) and voice not in ("nova", "joe", PIPER_VOICE):
         raise PatterConfigError(
             f"tts='piper' has one voice that ships in a package, 'joe' ({PIPER_VOICE}); "
             f"got voice={voice!r}: pass voice='joe', or tts=<a factory returning a Pipecat "
@@ -188,12 +231,12 @@ def make_stt(
         from patter._offline_engines import PackagedMoonshineSTTService
 
         return PackagedMoonshineSTTService()
-    from pipecat.services.deepgram.stt import DeepgramSTTService
+    from patter._deepgram import ReconnectingDeepgramSTTService
 
     kwargs: dict[str, Any] = {"api_key": keys.deepgram_key, "sample_rate": PHONE_RATE_HZ}
     if keys.deepgram_base_url:
         kwargs["base_url"] = keys.deepgram_base_url
-    return DeepgramSTTService(**kwargs)
+    return ReconnectingDeepgramSTTService(**kwargs)
 
 
 def make_tts(
@@ -221,17 +264,17 @@ def make_tts(
 
         check_voice(choice, voice)
         return PackagedPiperTTSService(sample_rate=PHONE_RATE_HZ)
-    from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+    from patter._elevenlabs import ResendingElevenLabsTTSService
 
     voice_id = voice if voice and voice != "nova" else ELEVENLABS_DEFAULT_VOICE
     kwargs: dict[str, Any] = {
         "api_key": keys.elevenlabs_key,
         "sample_rate": PHONE_RATE_HZ,
-        "settings": ElevenLabsTTSService.Settings(voice=voice_id),
+        "settings": ResendingElevenLabsTTSService.Settings(voice=voice_id),
     }
     if keys.elevenlabs_base_url:
         kwargs["url"] = keys.elevenlabs_base_url
-    return ElevenLabsTTSService(**kwargs)
+    return ResendingElevenLabsTTSService(**kwargs)
 
 
 def make_llm(

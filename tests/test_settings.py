@@ -86,6 +86,51 @@ def test_factories_are_accepted_at_construction() -> None:
     assert callable(agent.stt) and callable(agent.tts) and callable(agent.llm)
 
 
+def test_a_fallback_list_of_names_and_factories_is_accepted() -> None:
+    factory = lambda: ready_service("tts")  # noqa: E731
+    phone = make(elevenlabs_key="xi-secret-value", tts=["elevenlabs", factory, "openai"],
+                 llm=["openai", "rules"])
+    agent = phone.agent("You are a bot.", stt=("openai",))
+    assert agent.tts == ["elevenlabs", factory, "openai"] and agent.llm == ["openai", "rules"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tts": ["openai", "elevenlabs"]},
+         r"^tts\[1\]='elevenlabs' needs an API key: pass Patter\(elevenlabs_key=...\) or set "
+         r"ELEVENLABS_API_KEY\.$"),
+        ({"stt": ["deepgram", "openai"]}, r"^stt\[0\]='deepgram' needs an API key"),
+        ({"tts": []}, r"^tts is an empty list: name at least one vendor, in the order to try "
+                      r"them, e.g. Patter\(tts=\['openai', 'elevenlabs'\]\)\.$"),
+        ({"llm": ["openai", "openai"]}, r"^llm lists 'openai' twice: a fallback is tried only "
+                                        r"when the vendors before it failed"),
+        ({"stt": ["openai", None]}, r"^stt\[1\] is None: each entry of a fallback list is a "
+                                    r"vendor name or a factory"),
+        ({"tts": ["openai", ["elevenlabs"]]}, r"^tts\[1\] is \['elevenlabs'\]: each entry"),
+        ({"tts": ["openai", "whisper"]}, r"^tts\[1\]='whisper' is not supported; choose one of"),
+        ({"llm": ["openai", 42]}, r"^llm\[1\] must be one of .* or a factory"),
+    ],
+)
+def test_a_bad_fallback_list_is_a_clear_error(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(PatterConfigError, match=message) as info:
+        make(**changes)
+    assert GOOD["openai_key"] not in str(info.value)
+
+
+def test_the_same_factory_twice_in_a_fallback_list_is_an_error() -> None:
+    def my_tts() -> object:
+        return ready_service("tts")
+
+    with pytest.raises(PatterConfigError, match=r"^agent\(tts=...\) lists 'my_tts' twice"):
+        make().agent("You are a bot.", tts=[my_tts, my_tts])
+
+
+def test_a_ready_service_object_in_a_fallback_list_is_refused() -> None:
+    with pytest.raises(PatterConfigError, match=r"every call needs its own: pass a factory"):
+        make(stt=["openai", ready_service("stt")])
+
+
 def test_endpoint_overrides_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("TWILIO_BASE_URL", "http://127.0.0.1:8")

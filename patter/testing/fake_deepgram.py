@@ -41,6 +41,7 @@ class DeepgramConnection:
     control_messages: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    drop_requested: bool = False  # set by FakeDeepgram.drop_open_sockets()
 
     @property
     def sample_rate_hz(self) -> int:
@@ -144,7 +145,10 @@ class _Utterances:
 
 
 def _dropped(fault: Fault | None, conn: DeepgramConnection) -> bool:
-    """Whether a ``drop`` (any message in) or ``cut`` (a message out) fault ends the socket now."""
+    """Whether a ``drop`` (any message in) or ``cut`` (a message out) fault, or
+    ``drop_open_sockets()``, ends the socket now."""
+    if conn.drop_requested:
+        return True
     if fault is None:
         return False
     return fault.kind == DROP or (fault.kind == CUT and bool(conn.sent))
@@ -219,6 +223,15 @@ class FakeDeepgram(FakeService):
     def results(self) -> list[dict[str, Any]]:
         """Every ``Results`` message sent, over every connection."""
         return [m for c in self.connections for m in c.sent if m.get("type") == "Results"]
+
+    def drop_open_sockets(self) -> int:
+        """Make every open socket die abruptly (no close frame) at its next client message,
+        as ``Fault.drop()`` does at the first: a drop in the middle of a session, e.g.
+        mid-utterance. Returns how many sockets were open."""
+        live = [c for c in self.connections if not c.closed]
+        for conn in live:
+            conn.drop_requested = True
+        return len(live)
 
     async def _projects(self, request: Request) -> JSONResponse:
         """``GET /v1/projects``: the account's projects (the key check ``patter doctor`` makes)."""
