@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     Frame,
     FunctionCallFromLLM,
     FunctionCallResultProperties,
+    FunctionCallsStartedFrame,
     InputAudioRawFrame,
     InputDTMFFrame,
     InterruptionFrame,
@@ -51,6 +52,8 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
@@ -106,6 +109,7 @@ __all__ = [
     "FunctionCallFromLLM",
     "FunctionCallParams",
     "FunctionCallResultProperties",
+    "FunctionCallsStartedFrame",
     "FunctionSchema",
     "InputAudioRawFrame",
     "InputDTMFFrame",
@@ -151,6 +155,8 @@ __all__ = [
     "UserTurnStrategies",
     "VADAnalyzer",
     "VADParams",
+    "VADUserStartedSpeakingFrame",
+    "VADUserStoppedSpeakingFrame",
     "VADUserTurnStartStrategy",
     "WorkerRunner",
     "connection_limits",

@@ -66,11 +66,12 @@ def build_kit(
     """Build every per-call service for ``agent`` (CPU-bound; a few hundred ms). OpenAI
     services send their requests over ``http_client`` when given (else each opens its own);
     a user's factory is called once for each of its services."""
-    llm = make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client)
+    deadlines = agent.recovery.deadlines
+    llm = make_llm(agent.llm, agent.model, agent.system_prompt, keys, http_client, deadlines)
     return CallKit(
         agent=agent,
-        stt=make_stt(agent.stt, keys, http_client),
-        tts=make_tts(agent.tts, agent.voice, keys, http_client),
+        stt=make_stt(agent.stt, keys, http_client, deadlines),
+        tts=make_tts(agent.tts, agent.voice, keys, http_client, deadlines),
         llm=llm,
         start_frames=prompt_frames(agent.llm, llm, agent.system_prompt),
         vad=SharedSileroVADAnalyzer(
