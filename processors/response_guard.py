@@ -172,6 +172,8 @@ class ResponseGuard:
         step = _step(frame.processor)
         if step is None:
             return
+        if step == "tts" and frame.exception is None and not self._owed:
+            return  # Pipecat's note that a TTS turn ended with no audio: a failure seen already
         self._counts[(step, _vendor(frame.processor), _kind(frame))] += 1
         if step == "stt":
             self._voice.create_task(self._fail(step, interrupt=False), "response_guard_stt")
