@@ -65,7 +65,7 @@ class DeadlineOpenAISTTService(OpenAISTTService):
         super().__init__(**kwargs)
         self._client = self._client.with_options(max_retries=0)
         self._deadlines = deadlines
-        self._failure: BaseException | None = None
+        self._failure: Exception | None = None
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Pipecat's transcription, whose ErrorFrame carries the failure (Pipecat's has only
@@ -102,7 +102,7 @@ class DeadlineOpenAITTSService(OpenAITTSService):
         """Synthesise ``text`` (see the class docstring); a final failure is an ErrorFrame,
         and the sentence is kept out of the LLM context (it was never heard)."""
         self._keep_in_context(True)
-        failure: BaseException | None = None
+        failure: Exception | None = None
         for attempt in (1, 2):
             frames = super().run_tts(text, context_id)
             audio_came = False

@@ -176,7 +176,12 @@ class ResponseGuard:
             return  # Pipecat's note that a TTS turn ended with no audio: a failure seen already
         self._counts[(step, _vendor(frame.processor), _kind(frame))] += 1
         if step == "stt":
-            self._voice.create_task(self._fail(step, interrupt=False), "response_guard_stt")
+            # Only words the caller said since the agent last spoke are missed: an STT
+            # reconnecting while nobody speaks is no reason to ask them to repeat.
+            if not self._answered:
+                self._answered = True  # asked once per utterance
+                self._voice.create_task(self._fail(step, interrupt=False),
+                                        "response_guard_stt")
         elif self._owed:
             self._owed = False
             self._cancel_timer()
