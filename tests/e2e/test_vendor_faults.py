@@ -94,9 +94,9 @@ class Call:
         await agent_turn_over(self.phone, answer_s=0.8, answer_timeout_s=20)
         events = self.phone.events[seen:]
         audio_ended = next(e.t for e in events if e.kind == "caller_audio_ended")
-        first_audio = next(e.t for e in events
-                           if e.kind == "playout_started" and e.t > audio_ended)
-        spoke_until = audio_ended - trailing_silence_s(pcm)
+        spoke_until = audio_ended - trailing_silence_s(pcm)  # the answer may come before
+        first_audio = next(e.t for e in events                # the end of that silence
+                           if e.kind == "playout_started" and e.t > spoke_until)
         return Turn(first_audio - spoke_until, self.phone.heard_pcm()[before:])
 
     async def end(self) -> Event:
@@ -216,6 +216,7 @@ async def stream_cut_after_first_token(world: LoopbackWorld) -> tuple[Turn, Turn
 async def test_a_failed_first_try_is_retried_at_once_and_a_cut_stream_spoils_one_turn() -> None:
     *retried, cut_stream = await side_by_side(
         lambda w: one_fault_is_retried(w, "chat", Fault.http(500)),
+        lambda w: one_fault_is_retried(w, "chat", Fault.hang()),  # Pipecat's retry_on_timeout
         lambda w: one_fault_is_retried(w, "speech", Fault.http(500)),
         lambda w: one_fault_is_retried(w, "speech", Fault.hang()),
         lambda w: one_fault_is_retried(w, "transcription", Fault.http(500)),
