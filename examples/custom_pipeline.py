@@ -1,7 +1,7 @@
 """A call pipeline composed by hand: Patter's processors with one of your own in the chain.
 
-Every call runs a chain of named Pipecat processors (``transport_in → barge_in →
-disclosure_gate → dtmf → stt → user_context → llm → tts → …``). ``customize_pipeline``
+Every call runs a chain of named Pipecat processors (``transport_in → response_watch →
+barge_in → disclosure_gate → dtmf → stt → user_context → llm → tts → …``). ``customize_pipeline``
 gets that chain for each call and may insert, replace or reorder stages; here a processor
 of our own, ``TranscriptLogger``, goes right after speech-to-text. Patter's processors
 (``patter.processors``, e.g. ``DtmfInjector``) work in a plain Pipecat pipeline too.

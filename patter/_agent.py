@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patter import _validate
+from patter._recovery import Recovery
 from patter.errors import PatterConfigError
 from patter.processors._phone_numbers import E164_IN_TEXT
 
@@ -58,6 +59,8 @@ class Agent:
     hold_music_url: str | None
     customize_pipeline: Callable[[Any], None] | None = None
     min_barge_in_s: float = 0.25
+    recovery: Recovery = Recovery()
+    """What the agent does when a vendor fails (``patter._recovery``)."""
 
     def may_transfer_to(self, number: str) -> bool:
         """Whether ``number`` is written in the system prompt or the explicit allowlist."""
@@ -113,6 +116,7 @@ def build_agent(
     hold_music_url: str | None,
     customize_pipeline: Callable[[Any], None] | None = None,
     min_barge_in_s: float = 0.25,
+    recovery: Recovery | None = None,
 ) -> Agent:
     """Validate the arguments of ``Patter.agent`` and return the frozen ``Agent``."""
     if not isinstance(system_prompt, str) or not system_prompt.strip():
@@ -163,4 +167,5 @@ def build_agent(
         hold_music_url=hold_music_url,
         customize_pipeline=customize_pipeline,
         min_barge_in_s=float(min_barge_in_s),
+        recovery=recovery or Recovery(),
     )

@@ -203,7 +203,8 @@ class CallEntry:
                 voicemail_left=False,
             )
         await self.end(
-            self.event(transcript=[], duration=0.0, ended_by=ended_by, transfer_to=None, **fields)
+            self.event(transcript=[], duration=0.0, ended_by=ended_by, transfer_to=None,
+                       errors=[], **fields)
         )
 
     async def wait_end(self) -> Event:

@@ -16,6 +16,13 @@ from patter._drain import StopSignals, drain
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
 from patter._outbound import OutboundCall, OutboundCalls
 from patter._pipecat import TTSService
+from patter._recovery import (
+    DEFAULT_APOLOGY,
+    DEFAULT_DIDNT_CATCH,
+    DEFAULT_MAX_FAILED_TURNS,
+    DEFAULT_RESPONSE_DEADLINE_S,
+    build_recovery,
+)
 from patter._redis_link import RedisLink
 from patter._render import SpeechCache, voice_fingerprint
 from patter._security import MediaTokens, WebhookVerifier
@@ -33,6 +40,7 @@ from patter._vendors import (
     make_tts,
 )
 from patter.errors import PatterConfigError
+from patter.processors.response_guard import Line, RecoveryLines
 from patter.transports.twilio_rest import TwilioRest
 
 logger = get_logger(__name__)
@@ -184,6 +192,12 @@ class Patter:
         hold_music_url: str | None = None,
         customize_pipeline: Callable[[Any], None] | None = None,
         min_barge_in_s: float = 0.25,
+        response_deadline_s: float = DEFAULT_RESPONSE_DEADLINE_S,
+        apology: str = DEFAULT_APOLOGY,
+        didnt_catch: str = DEFAULT_DIDNT_CATCH,
+        goodbye: str | None = None,
+        max_failed_turns: int = DEFAULT_MAX_FAILED_TURNS,
+        fallback_number: str | None = None,
     ) -> Agent:
         """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
 
@@ -196,6 +210,12 @@ class Patter:
         or reorder processors of each call (see ``patter.CallPipeline``).
         ``min_barge_in_s``: how long the caller must speak over the agent to interrupt it;
         shorter sounds (a cough, a click) only pause it for a moment (see docs/barge-in.md).
+
+        When a vendor fails (see docs/reliability.md): ``response_deadline_s`` is the longest
+        the caller waits in silence after speaking; then the agent says ``apology`` (LLM or
+        TTS failed) or ``didnt_catch`` (the caller's words could not be transcribed), in its
+        own voice, rendered ahead. After ``max_failed_turns`` failed turns in a row it says
+        ``goodbye`` and hangs up, or transfers the caller to ``fallback_number`` if set.
         """
         check_choice(stt, "stt", STT_VENDORS, self.keys, owner="agent")
         check_choice(tts, "tts", TTS_VENDORS, self.keys, owner="agent")
@@ -215,6 +235,14 @@ class Patter:
             hold_music_url=hold_music_url,
             customize_pipeline=customize_pipeline,
             min_barge_in_s=min_barge_in_s,
+            recovery=build_recovery(
+                response_deadline_s=response_deadline_s,
+                apology=apology,
+                didnt_catch=didnt_catch,
+                goodbye=goodbye,
+                max_failed_turns=max_failed_turns,
+                fallback_number=fallback_number,
+            ),
         )
 
     # ----- serving --------------------------------------------------------------------
@@ -335,6 +363,7 @@ class Patter:
             running = await self._start_server(config, port=port, host=host)
             logger.info("serving in the background for call()", extra={"port": port})
         await self.disclosure_audio(agent)
+        await self.recovery_lines(agent)
         callbacks = Callbacks(on_call_start, on_call_end, on_transcript, on_message, on_recording)
         return await running.outbound.place(
             to,
@@ -391,12 +420,14 @@ class Patter:
             tokens=tokens,
             disclosure_audio=self.disclosure_audio,
             cluster=cluster,
+            recovery_lines=self.recovery_lines,
         )
         runner = ServerRunner(server, host=host, port=port)
         try:
             if cluster is not None:
                 await cluster.start(server.on_forwarded, server.registry.entries)
             await self.disclosure_audio(config.agent)
+            await self.recovery_lines(config.agent)
             server.kits.stock(config.agent)
             await runner.start()
         except BaseException:
@@ -427,7 +458,19 @@ class Patter:
         await asyncio.wait_for(self._serving.wait(), timeout_s)
 
     async def disclosure_audio(self, agent: Agent) -> bytes:
-        """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached.
+        """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached."""
+        return await self.speech_audio(agent, agent.disclosure)
+
+    async def recovery_lines(self, agent: Agent) -> RecoveryLines:
+        """What the agent says when a vendor fails (apology, didn't catch, goodbye), rendered
+        and cached like the disclosure, so it plays even while the TTS is down."""
+        texts = agent.recovery.lines
+        audio = await asyncio.gather(*(self.speech_audio(agent, text) for text in texts))
+        apology, didnt_catch, goodbye = (Line(t, a) for t, a in zip(texts, audio, strict=True))
+        return RecoveryLines(apology=apology, didnt_catch=didnt_catch, goodbye=goodbye)
+
+    async def speech_audio(self, agent: Agent, text: str) -> bytes:
+        """``text`` in the agent's voice as 8 kHz PCM, rendered once per (voice, text), cached.
 
         A factory's voice is told apart by its service's class and settings (voice, model,
         ...), so two agents with different custom voices get two renderings.
@@ -442,12 +485,12 @@ class Patter:
             vendor, voice = "custom", known[1]
         else:
             vendor, voice = first or "openai", agent.voice
-        key = SpeechCache.key(vendor, voice, agent.disclosure)
+        key = SpeechCache.key(vendor, voice, text)
         cached = self._speech_cache.peek(key)
         if cached is not None:
             return cached
         return await self._speech_cache.get(
-            key, tts or make_tts(first, agent.voice, self.keys), agent.disclosure
+            key, tts or make_tts(first, agent.voice, self.keys), text
         )
 
 

@@ -52,6 +52,7 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
@@ -160,6 +161,7 @@ __all__ = [
     "VADAnalyzer",
     "VADParams",
     "VADState",
+    "VADUserStartedSpeakingFrame",
     "VADUserStoppedSpeakingFrame",
     "VADUserTurnStartStrategy",
     "WorkerRunner",

@@ -2,8 +2,9 @@
 
 Default order (each name maps to one Pipecat ``FrameProcessor``)::
 
-    transport_in → barge_in → disclosure_gate → dtmf → stt → user_context → llm → tts
-    → disclosure_player → transport_out → checkpoints → assistant_context
+    transport_in → response_watch → barge_in → disclosure_gate → dtmf → stt → user_context
+    → llm → tts → response_voice → disclosure_player → transport_out → checkpoints
+    → assistant_context
 
 Pass ``agent(customize_pipeline=fn)``; ``fn(pipeline)`` runs for each call before it starts.
 """

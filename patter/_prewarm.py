@@ -75,14 +75,18 @@ def build_kit(
     services send their requests over ``http_client`` when given (else each opens its own);
     a user's factory is called once for each of its services. A fallback list gets one
     service per vendor."""
+    deadlines = agent.recovery.deadlines
     llm_choices = choices(agent.llm)
-    llms = [make_llm(choice, agent.model, agent.system_prompt, keys, http_client)
+    llms = [make_llm(choice, agent.model, agent.system_prompt, keys, http_client, deadlines)
             for choice in llm_choices]
     return CallKit(
         agent=agent,
-        stt=with_fallbacks([make_stt(c, keys, http_client) for c in choices(agent.stt)], "stt"),
+        stt=with_fallbacks(
+            [make_stt(c, keys, http_client, deadlines) for c in choices(agent.stt)], "stt"
+        ),
         tts=with_fallbacks(
-            [make_tts(c, agent.voice, keys, http_client) for c in choices(agent.tts)], "tts"
+            [make_tts(c, agent.voice, keys, http_client, deadlines) for c in choices(agent.tts)],
+            "tts",
         ),
         llm=with_fallbacks(llms, "llm"),
         llms=llms,

@@ -44,6 +44,7 @@ from patter._session import CallInfo, CallOptions, CallPhase, CallSession
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
 from patter._vendors import VendorKeys
 from patter._webhook import WebhookRejected, read_signed_form, require_call_fields
+from patter.processors.response_guard import RecoveryLines
 from patter.transports.media_stream import MAX_MESSAGE_BYTES, MediaStreamSocket, StreamRejected
 from patter.transports.twilio_rest import TwilioRest
 
@@ -100,6 +101,7 @@ class PatterServer:
         verifier: WebhookVerifier,
         tokens: MediaTokens,
         disclosure_audio: Callable[[Agent], Awaitable[bytes]],
+        recovery_lines: Callable[[Agent], Awaitable[RecoveryLines]] | None = None,
         registry: CallRegistry | None = None,
         cluster: Cluster | None = None,
     ) -> None:
@@ -108,6 +110,7 @@ class PatterServer:
         self.verifier = verifier
         self.tokens = tokens
         self._disclosure_audio = disclosure_audio
+        self._recovery_lines = recovery_lines  # None: the agent has no voice to apologise in
         self.cluster = cluster
         self.registry: CallRegistry = registry or (
             ClusterCallRegistry(cluster) if cluster is not None else InMemoryCallRegistry()
@@ -331,6 +334,8 @@ class PatterServer:
 
     async def _run_call(self, entry: CallEntry, socket: MediaStreamSocket) -> None:
         disclosure_audio = await self._disclosure_audio(entry.agent)
+        recovery_lines = (await self._recovery_lines(entry.agent)
+                          if self._recovery_lines is not None else None)
         kit = await self.kits.take(entry.agent)
         session = CallSession(
             entry=entry,
@@ -338,6 +343,7 @@ class PatterServer:
             socket=socket,
             rest=self.rest,
             disclosure_audio=disclosure_audio,
+            recovery_lines=recovery_lines,
         )
         # No await from here to run(): a verdict acted on at attach finds the chain built.
         entry.attach(session)

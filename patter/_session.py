@@ -37,7 +37,7 @@ from patter._prewarm import CallKit, build_kit
 from patter._shared_models import SharedSileroVADAnalyzer
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
-from patter._vendors import VendorKeys, is_factory
+from patter._vendors import VendorKeys, choices, is_factory
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
 from patter.processors._caller_audio_end import end_caller_audio
@@ -48,6 +48,7 @@ from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector
+from patter.processors.response_guard import RecoveryLines, ResponseGuard
 from patter.transports.media_stream import MediaStreamSocket
 from patter.transports.twilio_rest import TwilioRest
 from patter.transports.twilio_transport import TwilioMediaTransport
@@ -131,6 +132,7 @@ class CallSession:
         socket: MediaStreamSocket,
         rest: TwilioRest,
         disclosure_audio: bytes,
+        recovery_lines: RecoveryLines | None = None,
     ) -> None:
         agent, callbacks = entry.agent, entry.callbacks
         self._entry = entry
@@ -189,6 +191,15 @@ class CallSession:
         self._start_frames: list[Any] = []
         self._user_context: FrameProcessor | None = None  # set with the chain
         self._quiet_tail: list[FrameProcessor] | None = None  # stages known to ignore caller audio
+        self.guard: ResponseGuard | None = None  # without lines to say, no vendor failure is
+        if recovery_lines is not None:           # answered (a bare test server)
+            self.guard = ResponseGuard(
+                recovery_lines,
+                response_deadline_s=agent.recovery.deadlines.response_s,
+                max_failed_turns=agent.recovery.max_failed_turns,
+                on_said=self.turns.on_agent_line,
+                on_give_up=self._give_up,
+            )
 
     # ----- building -------------------------------------------------------------------
 
@@ -243,9 +254,12 @@ class CallSession:
         if self._options.hold_until_answered:
             pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
         self._user_context = user
-        if not (is_factory(self.agent.llm) or is_factory(self.agent.tts)):
+        if not any(map(is_factory, choices(self.agent.llm) + choices(self.agent.tts))):
             # Patter's own LLM and TTS never read caller audio (a user's might: speech to speech).
             self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
+        if self.guard is not None:
+            pipeline.insert_after("transport_in", "response_watch", self.guard.watch())
+            pipeline.insert_after("tts", "response_voice", self.guard.voice())
         return pipeline
 
     # ----- running --------------------------------------------------------------------
@@ -430,6 +444,19 @@ class CallSession:
     async def _agent_hang_up(self) -> None:
         await self.hang_up("agent")
 
+    async def _give_up(self) -> None:
+        """Vendors failed turn after turn; the goodbye was heard: transfer to the agent's
+        fallback number, or hang up."""
+        number = self.agent.recovery.fallback_number
+        if number is not None:
+            try:
+                await self._transfer(number, "vendors failed")
+                return
+            except TwilioError as exc:
+                logger.warning("fallback transfer refused by twilio; hanging up",
+                               extra={"status": exc.status, "code": exc.code})
+        await self.hang_up("error")
+
     async def _limit_duration(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         logger.info("maximum call duration reached", extra={"seconds": seconds})
@@ -448,6 +475,7 @@ class CallSession:
             duration=round(time.monotonic() - self._started_at, 3),
             ended_by=self.ended_by or "caller",
             transfer_to=self.transfer_to,
+            errors=self.guard.errors() if self.guard is not None else [],
             **self._entry.end_fields(),
         )
         logger.info("call ended", extra={"ended_by": event["ended_by"]})

@@ -141,6 +141,13 @@ class TurnRecorder:
             self._deliveries.post(self._callbacks.on_message,
                                   self._event(text=heard_text, role="assistant"))
 
+    async def on_agent_line(self, text: str) -> None:
+        """The agent said ``text`` outside any LLM turn (an apology for a vendor failure):
+        an assistant entry in history and in the LLM context."""
+        self._context.add_message({"role": "assistant", "content": text})
+        self._history.add("assistant", text)
+        self._deliveries.post(self._callbacks.on_message, self._event(text=text, role="assistant"))
+
     async def on_assistant_turn_started(self, _aggregator: Any) -> None:
         """A turn of the assistant aggregator began (its start was heard)."""
         self._turn_cut = False  # a cut that ended no turn of the aggregator's is over

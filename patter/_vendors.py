@@ -26,6 +26,7 @@ from patter._pipecat import (
     TTSService,
     connection_limits,
 )
+from patter._recovery import StepDeadlines
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import PatterConfigError
 
@@ -213,16 +214,27 @@ def openai_connection_pool() -> AsyncHTTPClient:
 
 
 def make_stt(
-    choice: Any, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
+    choice: Any,
+    keys: VendorKeys,
+    http_client: AsyncHTTPClient | None = None,
+    deadlines: StepDeadlines | None = None,
 ) -> STTService:
     """Build the speech-to-text service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, over ``http_client`` when given; ``"moonshine"`` runs offline)."""
+    (default: OpenAI, over ``http_client`` when given, each transcription bounded by
+    ``deadlines`` and retried once within them; ``"moonshine"`` runs offline)."""
     if is_factory(choice):
         stt: STTService = from_factory(choice, "stt")
         return stt
     if choice in (None, "openai"):
         from pipecat.services.openai.stt import OpenAISTTService
 
+        if deadlines is not None:
+            from patter._openai_speech import DeadlineOpenAISTTService
+
+            return DeadlineOpenAISTTService(
+                deadlines=deadlines, api_key=keys.openai_key, base_url=keys.openai_base_url,
+                http_client=http_client,
+            )
         return OpenAISTTService(
             api_key=keys.openai_key, base_url=keys.openai_base_url, http_client=http_client
         )
@@ -240,17 +252,33 @@ def make_stt(
 
 
 def make_tts(
-    choice: Any, voice: str, keys: VendorKeys, http_client: AsyncHTTPClient | None = None
+    choice: Any,
+    voice: str,
+    keys: VendorKeys,
+    http_client: AsyncHTTPClient | None = None,
+    deadlines: StepDeadlines | None = None,
 ) -> TTSService:
     """Build the text-to-speech service for ``choice``: the user's factory's, or a vendor's
-    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given; ``"piper"``
-    runs offline, 22.05 kHz resampled once)."""
+    (default: OpenAI, 24 kHz resampled once, over ``http_client`` when given, each sentence
+    bounded by ``deadlines`` and retried once; ``"piper"`` runs offline, 22.05 kHz
+    resampled once)."""
     if is_factory(choice):
         tts: TTSService = from_factory(choice, "tts")
         return tts
     if choice in (None, "openai"):
         from pipecat.services.openai.tts import OpenAITTSService
 
+        if deadlines is not None:
+            from patter._openai_speech import DeadlineOpenAITTSService
+
+            return DeadlineOpenAITTSService(
+                deadlines=deadlines,
+                api_key=keys.openai_key,
+                base_url=keys.openai_base_url,
+                http_client=http_client,
+                sample_rate=24000,
+                settings=OpenAITTSService.Settings(voice=voice),
+            )
         return OpenAITTSService(
             api_key=keys.openai_key,
             base_url=keys.openai_base_url,
@@ -283,10 +311,12 @@ def make_llm(
     system_prompt: str,
     keys: VendorKeys,
     http_client: AsyncHTTPClient | None = None,
+    deadlines: StepDeadlines | None = None,
 ) -> LLMService[Any]:
     """Build the LLM service: the user's factory's, the rule agent (``"rules"``: its demo
     rules, transferring to the first number written in ``system_prompt``), or OpenAI chat
-    completions with the agent's ``system_prompt`` (over ``http_client`` when given).
+    completions with the agent's ``system_prompt`` (over ``http_client`` when given, each
+    request bounded by ``deadlines``: see ``PooledOpenAILLMService``).
 
     A factory's service is left as built: the session gives it the agent's prompt through
     Pipecat's public settings frame (``prompt_frames``), never by writing its settings.
@@ -301,7 +331,7 @@ def make_llm(
     from pipecat.services.openai.llm import OpenAILLMService
 
     settings = OpenAILLMService.Settings(model=model, system_instruction=system_prompt)
-    if http_client is None:
+    if http_client is None and deadlines is None:
         return OpenAILLMService(
             api_key=keys.openai_key, base_url=keys.openai_base_url, settings=settings
         )
@@ -309,6 +339,7 @@ def make_llm(
 
     return PooledOpenAILLMService(
         http_client=http_client,
+        deadlines=deadlines,
         api_key=keys.openai_key,
         base_url=keys.openai_base_url,
         settings=settings,

@@ -8,6 +8,7 @@ from patter.processors.caller_mute import CallerInputMute
 from patter.processors.checkpoint import PlayoutCheckpointFrame, PlayoutCheckpointProbe
 from patter.processors.disclosure import AIDisclosure
 from patter.processors.dtmf import DtmfInjector, dtmf_text
+from patter.processors.response_guard import Line, RecoveryLines, ResponseGuard
 
 __all__ = [
     "AIDisclosure",
@@ -17,8 +18,11 @@ __all__ = [
     "CallerInputMute",
     "DtmfInjector",
     "EchoReference",
+    "Line",
     "PlayoutCheckpointFrame",
     "PlayoutCheckpointProbe",
+    "RecoveryLines",
+    "ResponseGuard",
     "SpeechFromFrames",
     "barge_in_vad_params",
     "dtmf_text",

@@ -137,7 +137,7 @@ class TwilioMediaOutput(BaseOutputTransport):
         if direction == FrameDirection.DOWNSTREAM and not isinstance(
             frame, (SystemFrame, EndFrame, CancelFrame)
         ):
-            if isinstance(frame, TTSTextFrame):
+            if isinstance(frame, TTSTextFrame) and frame.append_to_context:
                 self._ledger.text.note_text_sent(frame.text, self._ledger.sent_ms)
             elif isinstance(frame, (LLMFullResponseEndFrame, LLMAssistantPushAggregationFrame)):
                 self._ledger.text.note_turn_end(self._ledger.sent_ms)
@@ -159,7 +159,9 @@ class TwilioMediaOutput(BaseOutputTransport):
         text = self._ledger.text
         if isinstance(frame, TTSAudioRawFrame) and frame.interruptible:
             text.note_audio_arrived(len(frame.audio) / 2 / frame.sample_rate * 1000)
-        elif isinstance(frame, TTSTextFrame):
+        elif isinstance(frame, TTSTextFrame) and frame.append_to_context:
+            # Text kept out of the context (e.g. a sentence whose synthesis failed) was
+            # not spoken: it is never counted as heard.
             text.note_text_arrived(frame.text, word_level=bool(frame.pts))
         elif isinstance(frame, AggregatedTextFrame) and frame.will_be_spoken:
             text.note_announced(frame.text)
