@@ -53,11 +53,12 @@ class Instances:
         """Start ``count`` instances serving the same agent; Twilio reaches the first."""
         started = []
         for _ in range(count):
-            phone = self.world.patter(
-                server_secret=SERVER_SECRET, redis_url=redis_url or self.redis_url
+            port = free_port()
+            phone = self.world.patter(  # one host: each instance needs its own id
+                server_secret=SERVER_SECRET, redis_url=redis_url or self.redis_url,
+                instance_id=f"patter-{port}",
             )
             agent = phone.agent("You are a test bot.", first_message=first_message)
-            port = free_port()
             serving = asyncio.create_task(
                 phone.serve(agent, port=port, host="127.0.0.1", **serve_kwargs)
             )

@@ -84,7 +84,7 @@ async def test_a_voice_webhook_for_a_call_placed_elsewhere_is_answered_for_its_o
     observer = Cluster(RedisLink(redis_url), instance_id="observer")
     await observer.link.connect()
     owner = await observer.owner_of(placed.call_sid)
-    assert owner is not None and owner.endswith(f"-{b.port}")
+    assert owner == b.phone.instance_id
 
     params = {
         "AccountSid": world.twilio.account_sid, "CallSid": placed.call_sid,

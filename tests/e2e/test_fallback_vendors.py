@@ -62,8 +62,8 @@ async def tts_fallback() -> None:
         phone = world.patter(tts=["openai", "elevenlabs"])
         ended: list[Event] = []
         await world.serve(phone, phone.agent("You are a host."), on_call_end=ended.append)
-        # OpenAI speech fails for the answer (the SDK's two retries too).
-        world.openai.faults.add("speech", Fault.http(500), times=3)
+        # OpenAI speech fails for the answer (Patter's one quick retry too).
+        world.openai.faults.add("speech", Fault.http(500), times=2)
         call = await world.call_in()
 
         heard = await caller_is_answered(call, CALLER_SAYS)
@@ -73,7 +73,7 @@ async def tts_fallback() -> None:
         reply = synthesize_speech(REPLY, sample_rate_hz=8000)  # ElevenLabs' fake voice at 8 kHz
         assert best_match(heard, reply[:6000]) > 0.6 and best_match(heard, reply[-6000:]) > 0.6
         assert [(f.request, f.fault.status) for f in world.openai.faults.fired] == [
-            ("speech", 500)] * 3
+            ("speech", 500)] * 2
         speech_requests = len([r for r in world.openai.requests if r.path.endswith("/speech")])
 
         # The rest of the call stays on ElevenLabs: OpenAI is not asked again.
@@ -99,7 +99,7 @@ async def llm_fallback() -> None:
         ended: list[Event] = []
         await world.serve(phone, phone.agent("You are a restaurant host."),
                           on_call_end=ended.append)
-        world.openai.faults.add("chat", Fault.http(500), times=3)
+        world.openai.faults.add("chat", Fault.http(500), times=2)  # with the SDK's one retry
         call = await world.call_in()
 
         heard = await caller_is_answered(call, CALLER_SAYS)
