@@ -30,9 +30,10 @@ from patter._log import get_logger
 
 if TYPE_CHECKING:
     from patter._agent import Agent
+    from patter._call_state import CallInfo, CallOptions
     from patter._callbacks import Callbacks
     from patter._events import History
-    from patter._session import CallInfo, CallOptions, CallSession
+    from patter._session import CallSession
 
 logger = get_logger(__name__)
 

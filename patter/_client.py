@@ -11,11 +11,11 @@ from typing import Any
 from patter import _validate
 from patter._agent import DEFAULT_DISCLOSURE, DEFAULT_MODEL, Agent, Tool, build_agent
 from patter._callbacks import Callback, Callbacks
+from patter._canned_speech import CannedSpeech
 from patter._cluster import Cluster
 from patter._drain import StopSignals, drain
 from patter._log import bridge_pipecat_logs, get_logger, mask_number, register_secret
 from patter._outbound import OutboundCall, OutboundCalls
-from patter._pipecat import TTSService
 from patter._recovery import (
     DEFAULT_APOLOGY,
     DEFAULT_DIDNT_CATCH,
@@ -24,7 +24,6 @@ from patter._recovery import (
     build_recovery,
 )
 from patter._redis_link import RedisLink
-from patter._render import SpeechCache, voice_fingerprint
 from patter._security import MediaTokens, WebhookVerifier
 from patter._server import STATUS_PATH, VOICE_PATH, PatterServer, ServerConfig
 from patter._serving import ServerRunner
@@ -35,12 +34,9 @@ from patter._vendors import (
     VendorKeys,
     check_choice,
     check_voice,
-    first_choice,
-    is_factory,
-    make_tts,
 )
 from patter.errors import PatterConfigError
-from patter.processors.response_guard import Line, RecoveryLines
+from patter.processors.response_guard import RecoveryLines
 from patter.transports.twilio_rest import TwilioRest
 
 logger = get_logger(__name__)
@@ -162,9 +158,7 @@ class Patter:
             self._server_secret,
         ):
             register_secret(secret)
-        self._speech_cache = SpeechCache()
-        # id(factory) → (the factory, kept so its id stays its own; its voice fingerprint)
-        self._custom_voices: dict[int, tuple[Callable[[], Any], str]] = {}
+        self._canned = CannedSpeech(self.keys)
         self._running: _Running | None = None
         self._serving = asyncio.Event()
 
@@ -459,39 +453,12 @@ class Patter:
 
     async def disclosure_audio(self, agent: Agent) -> bytes:
         """The agent's AI disclosure as 8 kHz PCM, rendered once per (voice, text) and cached."""
-        return await self.speech_audio(agent, agent.disclosure)
+        return await self._canned.speech(agent, agent.disclosure)
 
     async def recovery_lines(self, agent: Agent) -> RecoveryLines:
         """What the agent says when a vendor fails (apology, didn't catch, goodbye), rendered
         and cached like the disclosure, so it plays even while the TTS is down."""
-        texts = agent.recovery.lines
-        audio = await asyncio.gather(*(self.speech_audio(agent, text) for text in texts))
-        apology, didnt_catch, goodbye = (Line(t, a) for t, a in zip(texts, audio, strict=True))
-        return RecoveryLines(apology=apology, didnt_catch=didnt_catch, goodbye=goodbye)
-
-    async def speech_audio(self, agent: Agent, text: str) -> bytes:
-        """``text`` in the agent's voice as 8 kHz PCM, rendered once per (voice, text), cached.
-
-        A factory's voice is told apart by its service's class and settings (voice, model,
-        ...), so two agents with different custom voices get two renderings.
-        """
-        tts: TTSService | None = None
-        first = first_choice(agent.tts)  # a fallback list's first vendor renders it
-        if is_factory(first):
-            known = self._custom_voices.get(id(first))
-            if known is None:
-                tts = make_tts(first, agent.voice, self.keys)
-                known = self._custom_voices[id(first)] = (first, voice_fingerprint(tts))
-            vendor, voice = "custom", known[1]
-        else:
-            vendor, voice = first or "openai", agent.voice
-        key = SpeechCache.key(vendor, voice, text)
-        cached = self._speech_cache.peek(key)
-        if cached is not None:
-            return cached
-        return await self._speech_cache.get(
-            key, tts or make_tts(first, agent.voice, self.keys), text
-        )
+        return await self._canned.recovery_lines(agent)
 
 
 @dataclass(frozen=True)

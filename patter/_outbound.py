@@ -23,12 +23,12 @@ from typing import Any
 
 from patter import _amd as amd
 from patter._agent import Agent
+from patter._call_state import CallInfo
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry
 from patter._events import Event
 from patter._log import get_logger, mask_number
 from patter._server import AMD_PATH, STATUS_PATH, VOICE_PATH, PatterServer
-from patter._session import CallInfo
 from patter.errors import PatterError, TwilioError
 
 logger = get_logger(__name__)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request, Response, WebSocket
 
 from patter._agent import Agent
+from patter._call_state import CallInfo, CallOptions, CallPhase
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
 from patter._cluster import Cluster
@@ -40,7 +41,7 @@ from patter._prewarm import KitShelf
 from patter._recording import Recorder
 from patter._redis_link import RedisUnavailable
 from patter._security import InvalidMediaToken, MediaTokens, WebhookVerifier
-from patter._session import CallInfo, CallOptions, CallPhase, CallSession
+from patter._session import CallSession
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
 from patter._vendors import VendorKeys
 from patter._webhook import WebhookRejected, read_signed_form, require_call_fields

@@ -8,20 +8,17 @@ fails, ``run()`` hands ``on_call_end`` to the entry, which delivers it exactly o
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from patter._agent import Agent, Tool
+from patter._agent import Agent
+from patter._call_state import NEXT_PHASES, CallInfo, CallOptions, CallPhase
 from patter._callbacks import CallbackQueue, Callbacks
 from patter._events import Event, History
 from patter._log import call_sid_var, get_logger, mask_number
 from patter._pipecat import (
     EndFrame,
     FrameProcessor,
-    FunctionCallParams,
-    FunctionSchema,
     LLMContext,
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
@@ -35,13 +32,13 @@ from patter._pipecat import (
 from patter._pipeline import CallPipeline
 from patter._prewarm import CallKit, build_kit
 from patter._shared_models import SharedSileroVADAnalyzer
+from patter._tool_calls import tool_handler, tool_schema
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
 from patter._vendors import VendorKeys, choices, is_factory
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
 from patter.processors._caller_audio_end import end_caller_audio
-from patter.processors._tool_arguments import BadToolArguments, tool_arguments
 from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
@@ -59,66 +56,6 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 END_GRACE_S = 5.0
-
-
-@dataclass
-class CallInfo:
-    """Who is on the call and how it was placed."""
-
-    call_sid: str
-    caller: str
-    callee: str
-    direction: str  # "inbound" | "outbound"
-
-
-@dataclass
-class CallOptions:
-    """Per-call behaviour chosen by ``serve()`` / ``call()``."""
-
-    hold_music_url: str
-    caller_id: str
-    max_duration_s: float | None = None
-    hold_until_answered: bool = False
-    record: bool = False
-
-
-class CallPhase(enum.Enum):
-    """Where a call stands; only ``CallSession._enter`` changes it, along ``_NEXT_PHASES``::
-
-        CONNECTING ───────────── chain runs ─────────────▶ LIVE
-        CONNECTING_HELD ─ chain runs ─▶ HELD_FOR_AMD ─ answered() ─▶ LIVE
-        CONNECTING_HELD ─ answered() ─▶ CONNECTING   (verdict in before the chain runs)
-        LIVE ─ transfer asked ─▶ TRANSFERRING ─ Twilio refused ─▶ LIVE
-        any of these ─ hang-up, transfer, stream end, error ─▶ ENDING ─▶ ENDED
-    """
-
-    CONNECTING = "connecting"
-    """The chain is being built; the agent speaks as soon as it runs."""
-    CONNECTING_HELD = "connecting_held"
-    """The chain is being built; the agent waits for the answering machine verdict."""
-    HELD_FOR_AMD = "held_for_amd"
-    """The chain runs; no agent audio, caller input held, until the verdict."""
-    LIVE = "live"
-    """The conversation runs: disclosure noted, first message queued."""
-    TRANSFERRING = "transferring"
-    """A transfer was asked of Twilio: the call ends with it, or goes on if Twilio refuses."""
-    ENDING = "ending"
-    """``ended_by`` is known; the stream and the chain are closing."""
-    ENDED = "ended"
-    """``on_call_end`` has been handed to the call's entry."""
-
-
-_NEXT_PHASES: dict[CallPhase, frozenset[CallPhase]] = {
-    CallPhase.CONNECTING: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
-    CallPhase.CONNECTING_HELD: frozenset(
-        {CallPhase.CONNECTING, CallPhase.HELD_FOR_AMD, CallPhase.ENDING, CallPhase.ENDED}
-    ),
-    CallPhase.HELD_FOR_AMD: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
-    CallPhase.LIVE: frozenset({CallPhase.TRANSFERRING, CallPhase.ENDING, CallPhase.ENDED}),
-    CallPhase.TRANSFERRING: frozenset({CallPhase.LIVE, CallPhase.ENDING, CallPhase.ENDED}),
-    CallPhase.ENDING: frozenset({CallPhase.ENDED}),
-    CallPhase.ENDED: frozenset(),
-}
 
 
 class CallSession:
@@ -168,7 +105,7 @@ class CallSession:
         self.context = LLMContext(
             messages=[{"role": "assistant", "content": agent.disclosure}],
             tools=ToolsSchema(
-                standard_tools=[_schema(t) for t in agent.tools] + CallControl.schemas()
+                standard_tools=[tool_schema(t) for t in agent.tools] + CallControl.schemas()
             ),
         )
         self._deliveries = CallbackQueue()
@@ -216,7 +153,7 @@ class CallSession:
         for service in kit.llms:  # each vendor of a fallback list gets the tools
             self.control.register(service)
             for tool in self.agent.tools:
-                service.register_function(tool.name, _tool_handler(tool))
+                service.register_function(tool.name, tool_handler(tool))
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
@@ -382,7 +319,7 @@ class CallSession:
         live releases the disclosure and notes it in the history (once: LIVE is entered
         once).
         """
-        if phase not in _NEXT_PHASES[self._phase]:
+        if phase not in NEXT_PHASES[self._phase]:
             return False
         first_time_live = phase is CallPhase.LIVE and self._phase is not CallPhase.TRANSFERRING
         self._phase = phase
@@ -484,33 +421,3 @@ class CallSession:
 
     def _event(self, **fields: Any) -> Event:
         return self._entry.event(self.history, **fields)
-
-
-def _schema(tool: Tool) -> FunctionSchema:
-    parameters = dict(tool.parameters)
-    return FunctionSchema(
-        name=tool.name,
-        description=tool.description,
-        properties=dict(parameters.get("properties", {})),
-        required=list(parameters.get("required", [])),
-    )
-
-
-def _tool_handler(tool: Tool) -> Any:
-    async def handler(params: FunctionCallParams) -> None:
-        try:
-            arguments = tool_arguments(params.arguments)
-        except BadToolArguments as exc:
-            logger.warning("tool call refused: bad arguments", extra={"tool": tool.name})
-            await params.result_callback({"error": str(exc)})
-            return
-        try:
-            result = tool.handler(**arguments)
-            if asyncio.iscoroutine(result):
-                result = await result
-        except Exception as exc:
-            logger.exception("tool raised", extra={"tool": tool.name})
-            result = {"error": f"{type(exc).__name__}: {exc}"}
-        await params.result_callback(result)
-
-    return handler

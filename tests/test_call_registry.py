@@ -8,11 +8,11 @@ import secrets
 import httpx
 from twilio.request_validator import RequestValidator
 
+from patter._call_state import CallInfo, CallOptions
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, InMemoryCallRegistry
 from patter._events import Event
 from patter._server import STATUS_PATH, PatterServer
-from patter._session import CallInfo, CallOptions
 from patter.testing.harness import LoopbackWorld
 
 CALLEE = "+15550009876"

@@ -8,12 +8,12 @@ import xml.etree.ElementTree as ET
 import pytest
 from _instances import Instances, eventually
 
+from patter._call_state import CallInfo, CallOptions
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry
 from patter._cluster import Cluster
 from patter._events import Event
 from patter._redis_link import RedisLink
-from patter._session import CallInfo, CallOptions
 from patter._twiml import BUSY_MESSAGE
 from patter.testing.harness import LoopbackWorld, wait_for
 from patter.testing.phone import SimulatedPhone
