@@ -63,6 +63,9 @@ class DeadlineOpenAISTTService(OpenAISTTService):
 
     def __init__(self, *, deadlines: StepDeadlines, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Pipecat builds this client itself and has no hook (like the LLM's create_client)
+        # to set its retries; with_options makes a copy over the same HTTP pool, so no
+        # connection pool is left behind.
         self._client = self._client.with_options(max_retries=0)
         self._deadlines = deadlines
         self._failure: Exception | None = None
@@ -93,6 +96,7 @@ class DeadlineOpenAITTSService(OpenAITTSService):
 
     def __init__(self, *, deadlines: StepDeadlines, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # As in DeadlineOpenAISTTService: a copy over the same HTTP pool, without retries.
         self._client = self._client.with_options(max_retries=0,
                                                  timeout=deadlines.response_s)
         self._deadlines = deadlines
