@@ -195,8 +195,11 @@ def call(
             end = await handle.wait()
         finally:
             await loaded.phone.close()
-        _line("call", f"status {handle.status}; " + _ended_line(end))
-        return EXIT_OK if handle.status == "completed" else EXIT_FAILED
+        # The end event's status, not handle.status: Twilio's "completed" callback can
+        # arrive after the session has ended the call and delivered on_call_end.
+        status = end.get("status", handle.status)
+        _line("call", f"status {status}; " + _ended_line(end))
+        return EXIT_OK if status == "completed" else EXIT_FAILED
 
     _run(main)
 

@@ -253,7 +253,11 @@ async def test_serve_prints_each_call_as_it_happens_and_ctrl_c_exits_0(
 async def test_call_leaves_the_voicemail_with_a_machine_and_prints_the_outcome(
     world: LoopbackWorld,
 ) -> None:
-    world.twilio.next_outbound = OutboundScript(answered_by="machine_end_beep")
+    # Twilio's "completed" callback comes after the CLI has its answer: the exit code
+    # follows the call's end event, not a status callback still on its way.
+    world.twilio.next_outbound = OutboundScript(
+        answered_by="machine_end_beep", completed_callback_delay_s=3.0
+    )
     env = world.environment()
     async with patter_process(
         "call", CALLEE_NUMBER, f"{ROOT}/examples/outbound_voicemail.py:agent",

@@ -162,6 +162,9 @@ class OutboundScript:
     ``amd_delay_s``, the async AMD verdict reaches the application before the stream starts."""
     phone_options: dict[str, Any] = field(default_factory=dict)
     """Extra ``SimulatedPhone`` keyword arguments for the call's media stream."""
+    completed_callback_delay_s: float = 0.0
+    """Time from the call's end to its ``completed`` status callback (Twilio sends it
+    after the hang-up, so it can reach the application after the session has ended)."""
 
 
 @dataclass(eq=False)
@@ -180,6 +183,8 @@ class FakeCall:
     status_callback: str | None = None
     status_callback_method: str = "POST"
     status_callback_events: list[str] = field(default_factory=list)
+    completed_callback_delay_s: float = 0.0
+    """See ``OutboundScript.completed_callback_delay_s``."""
     answered_by: str | None = None
     webhook_status: int | None = None
     """HTTP status of the voice webhook (inbound) or TwiML ``Url`` fetch (outbound)."""

@@ -238,6 +238,7 @@ class FakeTwilio(AsyncStartClose):
         script = self.next_outbound or OutboundScript()
         self.next_outbound = None
         call.phone_options = dict(script.phone_options)
+        call.completed_callback_delay_s = script.completed_callback_delay_s
         self._add_call(call)
         self._runners[call.sid] = self._spawn(self._dial(call, script, recording_events))
 
@@ -360,6 +361,8 @@ class FakeTwilio(AsyncStartClose):
                 recording.duration_s = int((utcnow() - recording.started).total_seconds())
                 if "completed" in recording.callback_events:
                     await self._recording_callback(call, recording)
+        if call.completed_callback_delay_s:
+            await asyncio.sleep(call.completed_callback_delay_s)
         await self._progress(call, "completed")
         call.ended.set()
         self._notify()
