@@ -52,6 +52,9 @@ async def test_close_drops_a_pending_collection(no_automatic_gc: None) -> None:
     gc.collect()
 
 
-def test_start_leaves_what_is_alive_out_of_later_collections() -> None:
-    CallMemory().start()
+def test_start_freezes_what_is_alive_and_close_gives_it_back() -> None:
+    memory = CallMemory()
+    memory.start()
     assert gc.get_freeze_count() > 0
+    memory.close()
+    assert gc.get_freeze_count() == 0
