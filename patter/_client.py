@@ -422,10 +422,12 @@ class Patter:
                 await cluster.start(server.on_forwarded, server.registry.entries)
             await self.disclosure_audio(config.agent)
             await self.recovery_lines(config.agent)
+            server.memory.start()
             server.kits.stock(config.agent)
             await runner.start()
         except BaseException:
             await runner.stop()
+            server.memory.close()
             await server.kits.close()
             if cluster is not None:
                 await cluster.close()
@@ -443,6 +445,7 @@ class Patter:
         await running.outbound.close()
         await server.end_all_calls()
         await running.runner.stop()
+        server.memory.close()
         await server.kits.close()
         if server.cluster is not None:
             await server.cluster.close()

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request, Response, WebSocket
 
 from patter._agent import Agent
+from patter._call_memory import CallMemory
 from patter._call_state import CallInfo, CallOptions, CallPhase
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
@@ -121,6 +122,7 @@ class PatterServer:
         }
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
         self.kits = KitShelf(config.keys)
+        self.memory = CallMemory()
         self.draining = False
         self.app = self._build_app()
 
@@ -326,6 +328,7 @@ class PatterServer:
                 await self.cluster.release(entry.call_sid)
             if not (entry.ended and entry.awaiting_recording):
                 await self.registry.remove(entry.call_sid)
+            self.memory.call_ended()
 
     async def _streams_elsewhere(self, call_sid: str) -> bool:
         if self.cluster is None:

@@ -125,6 +125,9 @@ class CallSession:
             on_interrupted=self.turns.on_interrupted,
         )
         self._worker: PipelineWorker | None = None
+        # Cancels a chain that has not ended END_GRACE_S after the stream did; dropped once
+        # the call ends, or it would keep this session alive that long.
+        self._stuck_watch: asyncio.TimerHandle | None = None
         self._start_frames: list[Any] = []
         self._user_context: FrameProcessor | None = None  # set with the chain
         self._quiet_tail: list[FrameProcessor] | None = None  # stages known to ignore caller audio
@@ -248,6 +251,8 @@ class CallSession:
         finally:
             if timer is not None:
                 timer.cancel()
+            if self._stuck_watch is not None:
+                self._stuck_watch.cancel()
             await self._socket.close()
             await self._finish()
 
@@ -351,7 +356,8 @@ class CallSession:
         if self._worker is None:
             return
         await self._worker.queue_frame(EndFrame())
-        asyncio.get_running_loop().call_later(END_GRACE_S, self._cancel_if_stuck)
+        self._stuck_watch = asyncio.get_running_loop().call_later(
+            END_GRACE_S, self._cancel_if_stuck)
 
     def _cancel_if_stuck(self) -> None:
         if self._worker is not None and not self._worker.has_finished():
