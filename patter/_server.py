@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from patter._agent import Agent
 from patter._call_memory import CallMemory
 from patter._call_state import CallInfo, CallOptions, CallPhase
+from patter._callback_routes import CallbackRoutes
 from patter._callbacks import Callbacks
 from patter._calls import CallEntry, CallRegistry, InMemoryCallRegistry
 from patter._cluster import Cluster
@@ -45,7 +46,7 @@ from patter._security import InvalidMediaToken, MediaTokens, WebhookVerifier
 from patter._session import CallSession
 from patter._twiml import busy_twiml, hangup_twiml, stream_twiml
 from patter._vendors import VendorKeys
-from patter._webhook import WebhookRejected, read_signed_form, require_call_fields
+from patter._webhook import WebhookRejected, read_signed_form, rejected, require_call_fields
 from patter.processors.response_guard import RecoveryLines
 from patter.transports.media_stream import MAX_MESSAGE_BYTES, MediaStreamSocket, StreamRejected
 from patter.transports.twilio_rest import TwilioRest
@@ -85,9 +86,6 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
 
 
-CallbackHandler = Callable[[CallEntry, dict[str, str]], Awaitable[None]]
-
-
 class PatterServer:
     """Builds the FastAPI app and answers Twilio for the calls in its registry.
 
@@ -117,10 +115,9 @@ class PatterServer:
         self.registry: CallRegistry = registry or (
             ClusterCallRegistry(cluster) if cluster is not None else InMemoryCallRegistry()
         )
-        self._callbacks: dict[str, CallbackHandler] = {
-            "status": self._status, "amd": self._amd, "recording": self._recording,
-        }
         self.recorder = Recorder(rest, self.url(RECORDING_PATH))
+        self._callbacks = CallbackRoutes(registry=self.registry, verifier=verifier,
+                                         recorder=self.recorder, cluster=cluster)
         self.kits = KitShelf(config.keys)
         self.memory = CallMemory()
         self.draining = False
@@ -146,9 +143,9 @@ class PatterServer:
     def _build_app(self) -> FastAPI:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route(VOICE_PATH, self._voice, methods=["POST"])
-        app.add_api_route(STATUS_PATH, self._callback_route("status"), methods=["POST"])
-        app.add_api_route(AMD_PATH, self._callback_route("amd"), methods=["POST"])
-        app.add_api_route(RECORDING_PATH, self._callback_route("recording"), methods=["POST"])
+        app.add_api_route(STATUS_PATH, self._callbacks.route("status"), methods=["POST"])
+        app.add_api_route(AMD_PATH, self._callbacks.route("amd"), methods=["POST"])
+        app.add_api_route(RECORDING_PATH, self._callbacks.route("recording"), methods=["POST"])
         app.add_api_route(HOLD_MUSIC_PATH, self._hold_music, methods=["GET"])
         app.add_api_route(HEALTH_PATH, self._healthz, methods=["GET"])
         app.add_api_route(READY_PATH, self._readyz, methods=["GET"])
@@ -180,7 +177,7 @@ class PatterServer:
             form = await read_signed_form(request, self.verifier)
             require_call_fields(form, numbers=True)
         except WebhookRejected as exc:
-            return _reject(exc, request)
+            return rejected(exc, request)
         call_sid = form["CallSid"]
         call_sid_var.set(call_sid)
         outbound = form.get("Direction", "inbound").startswith("outbound")
@@ -232,52 +229,9 @@ class PatterServer:
         logger.warning("over max_calls: answering busy", extra={"call_sid": call_sid})
         return False
 
-    def _callback_route(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
-        """A signed callback route: handled here for a call held here, else forwarded to
-        the instance holding it (with a cluster)."""
-
-        async def route(request: Request) -> Response:
-            try:
-                form = await read_signed_form(request, self.verifier)
-                require_call_fields(form, numbers=False)
-            except WebhookRejected as exc:
-                return _reject(exc, request)
-            entry = await self.registry.get(form["CallSid"])
-            if entry is not None:
-                await self._callbacks[kind](entry, form)
-            elif self.cluster is not None:
-                await self.cluster.forward(kind, form)
-            elif kind == "recording":
-                logger.info("recording callback for an unknown call")
-            return Response(status_code=204)
-
-        return route
-
     async def on_forwarded(self, kind: str, form: dict[str, str]) -> None:
         """A callback another instance forwarded: handled if the call is held here."""
-        entry = await self.registry.get(form["CallSid"])
-        if entry is not None and kind in self._callbacks:
-            await self._callbacks[kind](entry, form)
-
-    async def _status(self, entry: CallEntry, form: dict[str, str]) -> None:
-        """A status callback: a placed call that ends without a stream is ended here."""
-        if not entry.placed or entry.ended:
-            return
-        final = entry.status_reported(form.get("CallStatus", "")[:20])
-        if final and not entry.streaming:  # no session will end this call
-            await self.registry.remove(entry.call_sid)
-            await entry.end_unconnected(entry.status)
-
-    async def _amd(self, entry: CallEntry, form: dict[str, str]) -> None:
-        """An asynchronous AMD verdict for a placed call."""
-        if entry.placed:
-            entry.verdict_reported(form.get("AnsweredBy", "unknown")[:40])
-
-    async def _recording(self, entry: CallEntry, form: dict[str, str]) -> None:
-        """A recording status callback; an ended call is forgotten after its final one."""
-        await self.recorder.on_status(entry, form)
-        if entry.ended and not entry.awaiting_recording:
-            await self.registry.remove(entry.call_sid)
+        await self._callbacks.on_forwarded(kind, form)
 
     async def _hold_music(self) -> Response:
         return Response(hold_music_wav(), media_type="audio/wav")
@@ -411,8 +365,3 @@ class PatterServer:
             for end in late:
                 end.cancel()
 
-
-def _reject(exc: WebhookRejected, request: Request) -> Response:
-    details = {"status": exc.status, "reason": str(exc), "path": request.url.path}
-    logger.warning("webhook rejected", extra=details)
-    return Response(status_code=exc.status)

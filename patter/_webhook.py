@@ -1,14 +1,18 @@
-"""Reading a Twilio webhook safely: size cap, form parsing, signature, field checks."""
+"""Reading a Twilio webhook safely: size cap, form parsing, signature, field checks; the
+logged answer to one rejected."""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Request, Response
 
+from patter._log import get_logger
 from patter._security import WebhookVerifier
 from patter._validate import CALL_SID
+
+logger = get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 PHONE = re.compile(
@@ -56,3 +60,10 @@ def require_call_fields(form: dict[str, str], *, numbers: bool) -> None:
         for name in ("From", "To"):
             if not PHONE.match(form.get(name, "")):
                 raise WebhookRejected(400, f"{name} is not a phone number")
+
+
+def rejected(exc: WebhookRejected, request: Request) -> Response:
+    """The answer to a rejected webhook (its status, no body), logged with the reason."""
+    details = {"status": exc.status, "reason": str(exc), "path": request.url.path}
+    logger.warning("webhook rejected", extra=details)
+    return Response(status_code=exc.status)

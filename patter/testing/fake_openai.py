@@ -13,50 +13,33 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
-import time
-import uuid
 import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP as HTTP_POLICY
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from patter.testing._fake_base import CutStream, FakeService, public_headers
+from patter.testing._openai_wire import (
+    Reply,
+    ToolCall,
+    completion,
+    completion_chunks,
+    error_response,
+    fault_error,
+    parse_multipart,
+    sse,
+    token_usage,
+    transcription_response,
+    wav_bytes,
+)
 from patter.testing.audio import synthesize_speech
 from patter.testing.faults import CUT, HANG, HTTP, Fault, supports
 
 #: Sample rate of OpenAI's ``pcm`` speech output.
 OPENAI_TTS_RATE_HZ = 24000
-
-
-@dataclass
-class ToolCall:
-    """One function call the fake LLM makes; ``arguments`` is a dict or a raw JSON string."""
-
-    name: str
-    arguments: dict[str, Any] | str = field(default_factory=dict)
-    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
-
-    @property
-    def arguments_json(self) -> str:
-        """The arguments as the JSON text the API sends."""
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return json.dumps(self.arguments)
-
-
-@dataclass
-class Reply:
-    """What the fake LLM answers to one chat completion: text, tool calls, or both."""
-
-    text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-
 
 #: A custom responder: ``(messages, tools) -> Reply`` (a plain ``str`` is taken as text).
 Responder = Callable[[list[dict[str, Any]], list[dict[str, Any]]], "Reply | str"]
@@ -100,46 +83,6 @@ def echo_responder(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) 
         if message.get("role") == "user" and message_text(message):
             return Reply(text=f"You said: {message_text(message)}")
     return Reply(text="Hello! How can I help you?")
-
-
-def _error(status: int, message: str, code: str | None = None,
-           type_: str = "invalid_request_error",
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _fault_error(status: int, headers: dict[str, str] | None = None) -> JSONResponse:
-    """OpenAI's error body for an injected HTTP fault."""
-    if status == 429:
-        return _error(429, "Rate limit reached for requests (FakeOpenAI fault).",
-                      "rate_limit_exceeded", "requests", headers)
-    if status >= 500:
-        return _error(status, "The server had an error while processing your request "
-                      "(FakeOpenAI fault).", None, "server_error", headers)
-    return _error(status, f"FakeOpenAI fault: HTTP {status}", None, headers=headers)
-
-
-def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Split a multipart/form-data body into (text fields, file fields) with the stdlib."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP_POLICY).parsebytes(head + body)
-    fields: dict[str, str] = {}
-    files: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):  # decode=True gives bytes for a non-multipart part
-            payload = b""
-        if part.get_filename() is not None:
-            files[name] = payload
-        elif name in fields:  # repeated fields such as include[]
-            fields[name] += "," + payload.decode()
-        else:
-            fields[name] = payload.decode()
-    return fields, files
 
 
 class FakeOpenAI(FakeService):
@@ -226,12 +169,12 @@ class FakeOpenAI(FakeService):
     def _auth_error(self, request: Request) -> JSONResponse | None:
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            return _error(401, "You didn't provide an API key. You need to provide your API "
-                          "key in an Authorization header using Bearer auth.")
+            return error_response(401, "You didn't provide an API key. You need to provide "
+                                  "your API key in an Authorization header using Bearer auth.")
         key = auth[7:].strip()
         if key != self.api_key:
             masked = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
-            return _error(401, f"Incorrect API key provided: {masked}.", "invalid_api_key")
+            return error_response(401, f"Incorrect API key provided: {masked}.", "invalid_api_key")
         return None
 
     async def _error_fault(self, fault: Fault | None) -> Response | None:
@@ -240,8 +183,8 @@ class FakeOpenAI(FakeService):
             return None
         if fault.kind == HANG:
             await self.faults.hang()
-            return _fault_error(503)
-        return _fault_error(fault.status, fault.headers())
+            return fault_error(503)
+        return fault_error(fault.status, fault.headers())
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()
@@ -260,7 +203,8 @@ class FakeOpenAI(FakeService):
 
     async def _unknown(self, request: Request, path: str) -> Response:
         await self._record(request)
-        return self._auth_error(request) or _error(404, f"Unknown path /{path} (FakeOpenAI)")
+        unknown = error_response(404, f"Unknown path /{path} (FakeOpenAI)")
+        return self._auth_error(request) or unknown
 
     async def _chat(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
@@ -274,16 +218,16 @@ class FakeOpenAI(FakeService):
         reply = self._next_reply(messages, body.get("tools") or [])
         model = body.get("model", "gpt-4.1")
         prompt_tokens = sum(len(message_text(m).split()) + 4 for m in messages)
-        usage = _usage(prompt_tokens, len(reply.text.split()) + 8 * len(reply.tool_calls))
+        usage = token_usage(prompt_tokens, len(reply.text.split()) + 8 * len(reply.tool_calls))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = _completion_chunks(reply, model, usage if include_usage else None)
+        chunks = completion_chunks(reply, model, usage if include_usage else None)
         if fault is not None:  # a cut: the reply is used up, only its start is sent
-            return CutStream(_sse(chunks), media_type="text/event-stream")
+            return CutStream(sse(chunks), media_type="text/event-stream")
         if self.chat_delay_s:
             await asyncio.sleep(self.chat_delay_s)
         if not body.get("stream"):
-            return JSONResponse(_completion(reply, model, usage))
-        return StreamingResponse(_sse(chunks), media_type="text/event-stream")
+            return JSONResponse(completion(reply, model, usage))
+        return StreamingResponse(sse(chunks), media_type="text/event-stream")
 
     async def _speech(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
@@ -296,13 +240,13 @@ class FakeOpenAI(FakeService):
         text = body.get("input") or ""
         fmt = body.get("response_format", "mp3")
         if fmt not in ("pcm", "wav"):
-            return _error(400, f"FakeOpenAI speaks only pcm and wav, not {fmt!r}",
-                          "unsupported_format")
+            return error_response(400, f"FakeOpenAI speaks only pcm and wav, not {fmt!r}",
+                                  "unsupported_format")
         pcm = await asyncio.to_thread(synthesize_speech, text, sample_rate_hz=OPENAI_TTS_RATE_HZ)
         self.spoken.append(text)
         await self._changed()
         if fmt == "wav":
-            pcm = _wav_bytes(pcm, OPENAI_TTS_RATE_HZ)
+            pcm = wav_bytes(pcm, OPENAI_TTS_RATE_HZ)
 
         async def stream() -> AsyncIterator[bytes]:
             if self.tts_delay_s:
@@ -317,7 +261,7 @@ class FakeOpenAI(FakeService):
         return StreamingResponse(stream(), media_type=media)
 
     async def _transcriptions(self, request: Request) -> Response:
-        fields, files = _parse_multipart(request.headers.get("content-type", ""),
+        fields, files = parse_multipart(request.headers.get("content-type", ""),
                                          await request.body())
         upload = files.get("file")
         recorded = dict(fields)
@@ -329,12 +273,12 @@ class FakeOpenAI(FakeService):
         if failed := await self._error_fault(await self._take_fault("transcription")):
             return failed
         if upload is None:
-            return _error(400, "Missing required parameter: 'file'.")
+            return error_response(400, "Missing required parameter: 'file'.")
         try:
             with wave.open(io.BytesIO(upload), "rb") as wav:
                 pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
         except (wave.Error, EOFError):
-            return _error(400, "Invalid file format. FakeOpenAI accepts 16-bit WAV only.")
+            return error_response(400, "Invalid file format. FakeOpenAI accepts 16-bit WAV only.")
         self.transcribed_audio.append(AudioUpload(pcm=pcm, sample_rate_hz=rate, fields=fields))
         if self.transcriber is not None:
             text = self.transcriber(pcm, rate)
@@ -344,100 +288,6 @@ class FakeOpenAI(FakeService):
         if self.transcribe_delay_s:
             await asyncio.sleep(self.transcribe_delay_s)
         duration = len(pcm) / 2 / rate if rate else 0.0
-        return _transcription_response(text, duration, fields)
+        return transcription_response(text, duration, fields)
 
 
-def _wav_bytes(pcm: bytes, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
-
-
-def _transcription_response(text: str, duration: float, fields: dict[str, str]) -> Response:
-    fmt = fields.get("response_format", "json")
-    if fmt in ("text", "srt", "vtt"):
-        return PlainTextResponse(text)
-    body: dict[str, Any] = {"text": text}
-    if fmt == "verbose_json":
-        body.update(task="transcribe", language=fields.get("language", "en"), duration=duration,
-                    segments=[{"id": 0, "seek": 0, "start": 0.0, "end": duration, "text": text,
-                               "tokens": [], "temperature": 0.0, "avg_logprob": -0.1,
-                               "compression_ratio": 1.0, "no_speech_prob": 0.01}])
-    if "logprobs" in fields.get("include[]", fields.get("include", "")):
-        body["logprobs"] = [{"token": w, "logprob": -0.01, "bytes": list(w.encode())}
-                            for w in re.findall(r"\s*\S+", text)]
-    return JSONResponse(body)
-
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0,
-                                      "rejected_prediction_tokens": 0},
-    }
-
-
-def _completion(reply: Reply, model: str, usage: dict[str, Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None,
-                               "refusal": None}
-    if reply.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments_json}}
-            for c in reply.tool_calls
-        ]
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
-        "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake",
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
-        "usage": usage,
-    }
-
-
-def _completion_chunks(reply: Reply, model: str,
-                       usage: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The streamed form of ``reply``: role, word-sized text deltas, tool-call pieces."""
-    chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": chunk_id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if usage is not None:
-            data["usage"] = None
-        return data
-
-    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    chunks += [chunk({"content": piece}) for piece in re.findall(r"\s*\S+", reply.text)]
-    for index, call in enumerate(reply.tool_calls):
-        chunks.append(chunk({"tool_calls": [{
-            "index": index, "id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": ""}}]}))
-        args = call.arguments_json
-        for i in range(0, len(args), 8):  # arguments arrive in small pieces
-            piece = {"index": index, "function": {"arguments": args[i:i + 8]}}
-            chunks.append(chunk({"tool_calls": [piece]}))
-    chunks.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
-    if usage is not None:
-        chunks.append({"id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                       "model": model, "system_fingerprint": "fp_fake", "choices": [],
-                       "usage": usage})
-    return chunks
-
-
-async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
-    for data in chunks:
-        yield f"data: {json.dumps(data)}\n\n".encode()
-    yield b"data: [DONE]\n\n"

@@ -16,9 +16,9 @@ from typing import Any
 
 from patter.testing._lifecycle import AsyncStartClose
 from patter.testing._server import LoopbackServer
+from patter.testing._twilio_callbacks import amd_form, progress_form, recording_form
 from patter.testing._twilio_rest import FAULT_KINDS, TwilioApiError, build_rest_app
 from patter.testing._twilio_state import (
-    API_VERSION,
     TERMINAL_STATUSES,
     Dial,
     FakeCall,
@@ -28,7 +28,6 @@ from patter.testing._twilio_state import (
     OutboundScript,
     WebhookResult,
     new_sid,
-    rfc2822,
     utcnow,
 )
 from patter.testing._twilio_webhooks import WebhookSender
@@ -308,30 +307,16 @@ class FakeTwilio(AsyncStartClose):
             return
         call.answered_by = script.answered_by
         if url:
-            params = {
-                "AccountSid": call.account_sid,
-                "AnsweredBy": script.answered_by,
-                "CallSid": call.sid,
-                "MachineDetectionDuration": str(int(script.amd_delay_s * 1000)),
-            }
             method = call.params.get("AsyncAmdStatusCallbackMethod", "POST")
-            await self._webhooks.send("amd", call.sid, url, params, method=method)
+            form = amd_form(call, script.answered_by, script.amd_delay_s)
+            await self._webhooks.send("amd", call.sid, url, form, method=method)
 
     async def _progress(self, call: FakeCall, event: str) -> None:
         if not call.status_callback or event not in call.status_callback_events:
             return
-        params = call.call_params()
-        params.update(
-            CallbackSource="call-progress-events",
-            SequenceNumber=str(len(call.status_callbacks)),
-            Timestamp=rfc2822(utcnow()) or "",
-        )
-        if event == "initiated":
-            params["CallStatus"] = "initiated"
-        if event == "completed" and call.start_time and call.end_time:
-            params["CallDuration"] = str(int((call.end_time - call.start_time).total_seconds()))
         result = await self._webhooks.send(
-            "status", call.sid, call.status_callback, params, method=call.status_callback_method
+            "status", call.sid, call.status_callback, progress_form(call, event),
+            method=call.status_callback_method,
         )
         call.status_callbacks.append(result)
 
@@ -386,23 +371,8 @@ class FakeTwilio(AsyncStartClose):
     async def _recording_callback(self, call: FakeCall, recording: FakeRecording) -> None:
         if not recording.status_callback:
             return
-        params = {
-            "AccountSid": call.account_sid,
-            "CallSid": call.sid,
-            "ErrorCode": "0",
-            "RecordingChannels": str(recording.channels),
-            "RecordingSid": recording.sid,
-            "RecordingSource": "StartCallRecordingAPI",
-            "RecordingStartTime": rfc2822(recording.started) or "",
-            "RecordingStatus": recording.status,
-            "RecordingTrack": "both",
-            "RecordingUrl": f"https://api.twilio.com/{API_VERSION}/Accounts/"
-            f"{call.account_sid}/Recordings/{recording.sid}",
-        }
-        if recording.duration_s is not None:
-            params["RecordingDuration"] = str(recording.duration_s)
         result = await self._webhooks.send(
-            "recording", call.sid, recording.status_callback, params,
+            "recording", call.sid, recording.status_callback, recording_form(call, recording),
             method=recording.status_callback_method,
         )
         recording.callbacks.append(result)

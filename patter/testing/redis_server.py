@@ -9,7 +9,7 @@ Usage::
         redis.start()                         # and back, on the same port
 
 Nothing is written to disk (``--save ''``, ``--appendonly no``). The binary comes from
-Debian's ``redis-server`` package (``make system-deps`` installs it).
+Debian's ``redis-server`` package (``make cluster-deps`` installs it).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class RedisServer:
         found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
         if found is None:
             raise RuntimeError(
-                f"{binary} not found: install Debian's redis-server package (make system-deps)"
+                f"{binary} not found: install Debian's redis-server package (make cluster-deps)"
             )
         self._binary = found
         self.port = port or free_port()

@@ -14,7 +14,7 @@ from patter.testing.cluster import haproxy_binary, render_haproxy_config
 
 SERVER = re.compile(r"^\s*server\s+(\S+)\s+(\S+)", re.MULTILINE)
 HAPROXY = haproxy_binary()
-needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy missing: make system-deps")
+needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy missing: make cluster-deps")
 
 
 def haproxy_check(config: Path) -> subprocess.CompletedProcess[str]:

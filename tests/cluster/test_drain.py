@@ -61,11 +61,11 @@ def victim_of(cluster: LocalCluster, talk: Conversation) -> Instance:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def run(module_clean_env: None) -> Run:
-    """Three live calls (one per instance, as round robin places them); SIGTERM to the
-    first call's instance; NEW_CALLS new calls during its drain; then the first calls
-    take one more turn and hang up."""
+    """Three live calls, greeted together (one per instance, as round robin places them);
+    SIGTERM to the first call's instance; NEW_CALLS new calls during its drain; then the
+    first calls take one more turn and hang up."""
     async with haproxy_world() as (world, cluster):
-        first = [await greeted(world) for _ in range(3)]
+        first = list(await asyncio.gather(*(greeted(world) for _ in range(3))))
         victim = victim_of(cluster, first[0])
         victim.stop()
         ready = await draining(victim)
