@@ -31,7 +31,6 @@ from patter._pipecat import (
 )
 from patter._pipeline import CallPipeline
 from patter._prewarm import CallKit, build_kit
-from patter._shared_models import SharedSileroVADAnalyzer
 from patter._tool_calls import tool_handler, tool_schema
 from patter._turns import TurnRecorder
 from patter._twiml import transfer_twiml
@@ -174,7 +173,7 @@ class CallSession:
         # Patter's own pass-through stages run in Pipecat's direct mode: in the task of the
         # stage before them, without a queue and a task switch for every 20 ms of audio.
         self.barge_in = BargeInGuard(self.transport.speech, min_speech_s=self.agent.min_barge_in_s,
-                                     vad=SharedSileroVADAnalyzer(), enable_direct_mode=True)
+                                     vad=kit.vad, enable_direct_mode=True)
         pipeline = CallPipeline(
             [
                 ("transport_in", self.transport.input()),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
@@ -36,6 +37,10 @@ from patter._pipecat import (
 # (loaded once); the VAD on the event loop never waits for smart-turn's longer load.
 _silero_loading = threading.Lock()
 _smart_turn_loading = threading.Lock()
+
+KEPT_WINDOWS = 64
+"""Scores a shared VAD keeps for the user aggregator (2 s at 8 kHz): the aggregator runs
+behind the barge-in guard by a few queue hops, more while the disclosure holds caller audio."""
 
 
 def load_shared_models() -> None:
@@ -97,8 +102,13 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
       is not given to Silero: it cannot count as speech whatever the model says (Pipecat
       requires both), so it scores 0 and counts as a quiet window for the model's reset.
       Silero then runs only while the caller is loud enough to be speaking, not through
-      the silences that make up most of a call. ``voice_confidence`` called directly
-      (the barge-in guard) always runs the model.
+      the silences that make up most of a call.
+    * One analyzer serves both the user aggregator and the barge-in guard, which score
+      the same caller audio in the same 32 ms windows (the guard's are aligned to the
+      stream like Pipecat's). ``voice_confidence`` called directly (the guard, which sees
+      each frame first) runs the model and keeps the score; the aggregator's
+      ``analyze_audio`` then takes the kept score of the same window instead of running
+      Silero a second time. One recurrent state follows the caller's speech.
     """
 
     def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None) -> None:
@@ -111,6 +121,7 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._low_confidence_windows = 0
         self._analyzing = False
         self._window_volume: float | None = None
+        self._kept: OrderedDict[bytes, float] = OrderedDict()
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Score ``buffer`` (appended to what is buffered) now; the VAD state after it."""
@@ -130,7 +141,14 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
             if self._window_volume < self._params.min_volume:
                 self._maybe_reset_model(0.0)
                 return 0.0
+            kept = self._kept.pop(bytes(buffer), None)
+            if kept is not None:
+                return kept
         confidence: float = super().voice_confidence(buffer)
+        if not self._analyzing:
+            self._kept[bytes(buffer)] = confidence
+            while len(self._kept) > KEPT_WINDOWS:
+                self._kept.popitem(last=False)
         return confidence
 
     def _get_smoothed_volume(self, audio: bytes) -> float:

@@ -89,7 +89,8 @@ class BargeInGuard(FrameProcessor):
         max_pause_ms: Longest pause without a confirmed interruption (steady noise).
         echo: The echo detector (default: a new one, fed by ``speech``).
         vad: The Silero analyzer scoring speech (default: a new one); its rate is set
-            from the audio.
+            from the audio. Patter passes the user aggregator's, which then reuses the
+            guard's scores (``patter._shared_models.SharedSileroVADAnalyzer``).
     """
 
     def __init__(
@@ -128,6 +129,8 @@ class BargeInGuard(FrameProcessor):
         self._quiet_ms = 0.0
         self._paused_ms = 0.0
         self._speech_ms = 0.0
+        self._sound_ms = 0.0  # caller sound in a row, counted
+        self._speech_from_ms = 0.0  # where in it the speech count starts
         self._floor_dbfs = -70.0
         self.pauses = 0
         """How many times the guard paused the agent (diagnostics)."""
@@ -207,22 +210,30 @@ class BargeInGuard(FrameProcessor):
         # Latched, the count is never read, and only quiet (which resets it) ends the latch:
         # Silero need not score the caller's sound (most of a turn, after an interruption).
         counted = loud and self._state is not _State.LATCHED
-        self._count_speech(frame.audio if counted else b"")
+        self._count_speech(frame.audio, counted)
         await self._step(loud, frame_ms)
 
-    def _count_speech(self, audio: bytes) -> None:
-        """Milliseconds of speech in a row, by Silero, over the caller's sound (b"": none)."""
-        if not audio:
-            self._window.clear()
-            self._speech_ms = 0.0
-            return
+    def _count_speech(self, audio: bytes, counted: bool) -> None:
+        """Milliseconds of the caller's sound (``counted`` audio in a row) since its onset,
+        up to the last window Silero scored speech; a window of the sound scored otherwise
+        starts the count again. The windows follow the stream from its start, as the user
+        aggregator's VAD cuts them, so a VAD shared with it scores each window once; a
+        window reaching back before the onset does not start the count again."""
         self._window += audio
+        if counted:
+            self._sound_ms += len(audio) / 2 * 1000 / self._sample_rate_hz
+        else:
+            self._sound_ms = self._speech_from_ms = self._speech_ms = 0.0
         while len(self._window) >= self._window_bytes:
             window = bytes(self._window[: self._window_bytes])
             del self._window[: self._window_bytes]
-            speech = self.vad.voice_confidence(window) >= SPEECH_CONFIDENCE
-            window_ms = len(window) / 2 * 1000 / self._sample_rate_hz
-            self._speech_ms = self._speech_ms + window_ms if speech else 0.0
+            if not counted:
+                continue
+            end_ms = self._sound_ms - len(self._window) / 2 * 1000 / self._sample_rate_hz
+            if self.vad.voice_confidence(window) >= SPEECH_CONFIDENCE:
+                self._speech_ms = end_ms - self._speech_from_ms
+            elif end_ms >= self._window_bytes / 2 * 1000 / self._sample_rate_hz:
+                self._speech_from_ms, self._speech_ms = end_ms, 0.0
 
     async def _step(self, loud: bool, frame_ms: float) -> None:
         if self._state is _State.PAUSED and not self.speech.paused:

@@ -59,3 +59,42 @@ def test_voice_confidence_asked_directly_always_runs_silero() -> None:
 
     assert vad.voice_confidence(bytes(512)) < 0.5
     assert vad._model._last_batch_size == 1  # the model ran, quiet as the window was
+
+
+class _CountedModel:
+    """Silero's model wrapper, counting the windows it scores."""
+
+    def __init__(self, model: object) -> None:
+        self.model, self.runs = model, 0
+
+    def __call__(self, *args: object) -> object:
+        self.runs += 1
+        return self.model(*args)  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+
+async def test_a_vad_shared_with_the_barge_in_guard_scores_each_window_once() -> None:
+    pcm = caller_audio()
+    alone = SharedSileroVADAnalyzer(params=barge_in_vad_params())
+    alone_model = alone._model = _CountedModel(alone._model)
+    alone_states = await states(alone, pcm)
+
+    shared = SharedSileroVADAnalyzer(params=barge_in_vad_params())
+    shared_model = shared._model = _CountedModel(shared._model)
+    shared.set_sample_rate(8000)
+    window = shared.num_frames_required() * 2
+    shared_states, guard_windows = [], 0
+    for i in range(0, len(pcm), FRAME_BYTES):  # the guard scores loud windows first
+        end = i + FRAME_BYTES
+        if end // window > i // window:
+            start = end // window * window - window
+            if np.abs(np.frombuffer(pcm[start:start + window], np.int16)).max() > 1000:
+                shared.voice_confidence(pcm[start:start + window])
+                guard_windows += 1
+        shared_states.append((await shared.analyze_audio(pcm[i:end])).name)
+
+    assert onsets(shared_states) == onsets(alone_states)
+    assert guard_windows > 100
+    assert shared_model.runs <= alone_model.runs + 5  # not twice: the guard's scores are reused
