@@ -4,7 +4,8 @@ Started by ``load.py`` (not by hand) as ``python -P benchmarks/_bot_process.py``
 line on stdin is the bot's configuration as JSON, kept off the command line since it holds
 the (fake) keys::
 
-    {"bot": "patter", "port": 8123, "settings": {...Patter(...) keyword arguments...}}
+    {"bot": "patter", "port": 8123, "settings": {...Patter(...) keyword arguments...},
+     "speculative_replies": false}
     {"bot": "pipecat", "port": 8123, "openai_base_url": "...", "openai_key": "..."}
 
 Prints ``ready`` once the bot accepts calls; answers each further ``stats`` line with one
@@ -41,7 +42,8 @@ async def serve_patter(stack: AsyncExitStack, config: dict[str, Any]) -> None:
     """Serve Patter (its default OpenAI STT, LLM and TTS) on the configured port."""
     phone = Patter(**config["settings"])
     stack.push_async_callback(phone.close)
-    agent = phone.agent(PROMPT, first_message=GREETING)
+    agent = phone.agent(PROMPT, first_message=GREETING,
+                        speculative_replies=config.get("speculative_replies", False))
     serving = asyncio.create_task(phone.serve(agent, port=config["port"], host="127.0.0.1"))
 
     async def stop() -> None:

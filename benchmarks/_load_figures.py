@@ -75,6 +75,14 @@ class LoadResult:
     failures: list[str]
     lag_p99_ms: float
     """This process's own event-loop lag: high values mean the phones' clocks are unreliable."""
+    llm_requests: int = 0
+    """Chat completion requests the fake OpenAI received from this bot during the calls."""
+
+    @property
+    def withdrawn_llm_requests(self) -> int:
+        """LLM requests beyond one per answered turn: speculative answers withdrawn unheard
+        (the benchmark's calls use no tools, so an answered turn costs one request)."""
+        return max(0, self.llm_requests - len(self.latencies_ms))
 
     @property
     def cpu_pct_per_call(self) -> float:
@@ -115,11 +123,14 @@ class LoadResult:
             "dead_air": float(self.dead_air),
             "failed_calls": float(len(self.failures)),
             "lag_p99_ms": self.lag_p99_ms,
+            "llm_requests": float(self.llm_requests),
+            "withdrawn_llm_requests": float(self.withdrawn_llm_requests),
         }
 
 
 def aggregate(bot: str, calls: Sequence[CallResult], *, cpu_s: float, wall_s: float,
-              rss_before_mb: float, rss_peak_mb: float, lag_ms: Sequence[float]) -> LoadResult:
+              rss_before_mb: float, rss_peak_mb: float, lag_ms: Sequence[float],
+              llm_requests: int = 0) -> LoadResult:
     """Pool the callers' measurements with the bot process's."""
     return LoadResult(
         bot=bot, calls=len(calls), cpu_s=cpu_s, wall_s=wall_s, rss_before_mb=rss_before_mb,
@@ -129,6 +140,7 @@ def aggregate(bot: str, calls: Sequence[CallResult], *, cpu_s: float, wall_s: fl
         dead_air=sum(call.dead_air for call in calls),
         failures=[call.failed for call in calls if call.failed],
         lag_p99_ms=percentile(lag_ms, 99),
+        llm_requests=llm_requests,
     )
 
 
@@ -153,6 +165,7 @@ ROWS = (
     ("end of speech -> answer heard, worst (ms)", "latency_worst_ms", "{:.0f}"),
     ("dead air (turns > 3 s silent)", "dead_air", "{:.0f}"),
     ("failed calls", "failed_calls", "{:.0f}"),
+    ("LLM requests (withdrawn, never heard)", "llm_requests", "{:.0f}"),
     ("measuring side's loop lag p99 (ms)", "lag_p99_ms", "{:.1f}"),
 )
 RATIO_ROWS = 8
@@ -175,6 +188,9 @@ def load_table(pair: dict[str, LoadResult], title: str) -> str:
     for index, (label, key, fmt) in enumerate(ROWS):
         values = [pair[bot].figures()[key] for bot in bots]
         cells = [fmt.format(v) for v in values]
+        if key == "llm_requests":
+            cells = [f"{cell} ({pair[bot].withdrawn_llm_requests})"
+                     for cell, bot in zip(cells, bots, strict=True)]
         if len(bots) == 2:
             cells.append(ratio(*values) if index < RATIO_ROWS else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -1,7 +1,7 @@
 """Load: N concurrent simulated calls in real time, Patter vs a plain Pipecat bot, in one run.
 
 Run: ``.venv/bin/python -P benchmarks/load.py [--calls 1,3,10] [--turns 3] [--vendor-latency]
-[--ceiling] [--soak 200] [--json results.json]``
+[--speculative-replies] [--ceiling] [--soak 200] [--json results.json]``
 
 Each bot runs alone in its own child process (``_bot_process.py``), a fresh one per bot and
 per N, so that the process's CPU time and resident memory (read from ``/proc``) are the
@@ -23,7 +23,10 @@ Per N and per bot:
   starts a new utterance, whose first ``LEAD_IN_S`` of audio — the lead a bot sends ahead
   before pacing — is not scored), p50/p99 over all scored frames;
 * reply latency: the caller's last word → the answer starts playing, median and worst;
-* dead air: a turn whose answer started more than 3 s after the caller's last word, or never.
+* dead air: a turn whose answer started more than 3 s after the caller's last word, or never;
+* LLM requests: chat completions the fake OpenAI received during the calls, and in brackets
+  those beyond one per answered turn: with ``--speculative-replies`` (Patter's agent with
+  ``speculative_replies=True``), speculative answers withdrawn unheard (their cost).
 
 ``--ceiling`` then raises N until a bot fails one of: pacing p99 < 20 ms, no dead air, no
 failed call, median reply latency within 1.2x of its single-call figure. ``--soak N`` places
@@ -89,8 +92,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class BotProcess:
     """A bot served by ``_bot_process.py`` in a child process, wired to ``world``'s fakes."""
 
-    def __init__(self, bot: str, world: LoopbackWorld) -> None:
+    def __init__(self, bot: str, world: LoopbackWorld, *, speculative: bool = False) -> None:
         self.bot = bot
+        self.speculative = speculative
         self.world = world
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -98,7 +102,8 @@ class BotProcess:
 
     async def __aenter__(self) -> BotProcess:
         if self.bot == "patter":
-            config: dict[str, Any] = {"settings": self.world.patter_settings()}
+            config: dict[str, Any] = {"settings": self.world.patter_settings(),
+                                      "speculative_replies": self.speculative}
             self.port = self.world.port
         else:
             self.port = free_port()
@@ -233,11 +238,12 @@ async def watch_rss(bot: BotProcess, peak: list[float]) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool) -> LoadResult:
+async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool,
+                   speculative: bool = False) -> LoadResult:
     """One bot, in a fresh process, under ``calls`` concurrent calls."""
     async with LoopbackWorld() as world:
         prepare(world, vendor_latency)
-        async with BotProcess(bot_name, world) as bot:
+        async with BotProcess(bot_name, world, speculative=speculative) as bot:
             await bot.idle()
             rss_before = bot.rss_mb()
             lag: list[float] = []
@@ -245,16 +251,18 @@ async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool) 
             watchers = [asyncio.create_task(watch_lag(lag)),
                         asyncio.create_task(watch_rss(bot, peak))]
             cpu_start, start = bot.cpu_s(), time.monotonic()
+            requests_before = len(world.openai.chat_requests)
             results = await asyncio.gather(
                 *(one_call(bot, turns, index * STAGGER_S) for index in range(calls)))
             wall_s = time.monotonic() - start
             await bot.idle(timeout_s=10)
             cpu_s = bot.cpu_s() - cpu_start
+            llm_requests = len(world.openai.chat_requests) - requests_before
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
     return aggregate(bot_name, results, cpu_s=cpu_s, wall_s=wall_s, rss_before_mb=rss_before,
-                     rss_peak_mb=peak[0], lag_ms=lag)
+                     rss_peak_mb=peak[0], lag_ms=lag, llm_requests=llm_requests)
 
 
 async def soak_call(bot: BotProcess) -> bool:
@@ -307,12 +315,14 @@ async def main(args: argparse.Namespace) -> None:
         counts.insert(0, 1)
     vendors = "vendors with latency (STT 150 ms, LLM 300 ms, TTS 200 ms)" \
         if args.vendor_latency else "instant vendors"
-    print(f"machine: {machine()}\nload: {args.turns} turns per call, {vendors}\n", flush=True)
+    speculative = ", Patter with speculative replies" if args.speculative_replies else ""
+    print(f"machine: {machine()}\nload: {args.turns} turns per call, {vendors}{speculative}\n",
+          flush=True)
     loads: dict[int, dict[str, LoadResult]] = {}
     for calls in counts:
         for bot in bots:
             loads.setdefault(calls, {})[bot] = await run_load(
-                bot, calls, args.turns, args.vendor_latency)
+                bot, calls, args.turns, args.vendor_latency, args.speculative_replies)
         print(load_table(loads[calls], f"{calls} concurrent call(s), {vendors}") + "\n",
               flush=True)
     ceilings: dict[str, int] = {}
@@ -321,7 +331,7 @@ async def main(args: argparse.Namespace) -> None:
             single, best = loads[1][bot], 1
             for calls in CEILING_STEPS:
                 result = loads.get(calls, {}).get(bot) or await run_load(
-                    bot, calls, args.turns, args.vendor_latency)
+                    bot, calls, args.turns, args.vendor_latency, args.speculative_replies)
                 figures = result.figures()
                 print(f"ceiling, {BOT_NAMES[bot]}, {calls} calls: pacing p99 "
                       f"{figures['jitter_p99_ms']:.1f} ms, median reply "
@@ -340,6 +350,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine(), "turns": args.turns, "vendor_latency": args.vendor_latency,
+            "speculative_replies": args.speculative_replies,
             "loads": [{**asdict(r), "figures": r.figures()}
                       for pair in loads.values() for r in pair.values()],
             "ceilings": ceilings, "soaks": soaks,
@@ -353,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--turns", type=int, default=2, help="caller's lines per call")
     cli.add_argument("--vendor-latency", action="store_true",
                      help="STT 150 ms, LLM first token 300 ms, TTS first byte 200 ms")
+    cli.add_argument("--speculative-replies", action="store_true",
+                     help="Patter's agent with speculative_replies=True")
     cli.add_argument("--ceiling", action="store_true", help="raise N until a bot fails")
     cli.add_argument("--soak", type=int, default=0, metavar="N",
                      help="then N short calls one after another")

@@ -61,6 +61,8 @@ class Agent:
     min_barge_in_s: float = 0.25
     recovery: Recovery = Recovery()
     """What the agent does when a vendor fails (``patter._recovery``)."""
+    speculative_replies: bool = False
+    """Start the LLM while smart-turn waits on a pause (``patter._speculation``)."""
 
     def may_transfer_to(self, number: str) -> bool:
         """Whether ``number`` is written in the system prompt or the explicit allowlist."""
@@ -117,6 +119,7 @@ def build_agent(
     customize_pipeline: Callable[[Any], None] | None = None,
     min_barge_in_s: float = 0.25,
     recovery: Recovery | None = None,
+    speculative_replies: bool = False,
 ) -> Agent:
     """Validate the arguments of ``Patter.agent`` and return the frozen ``Agent``."""
     if not isinstance(system_prompt, str) or not system_prompt.strip():
@@ -153,6 +156,10 @@ def build_agent(
             f"agent(min_barge_in_s={min_barge_in_s!r}) must be between 0.05 and 2 seconds: "
             "the caller's speech must last this long to interrupt the agent (default 0.25)."
         )
+    if not isinstance(speculative_replies, bool):
+        raise PatterConfigError(
+            f"agent(speculative_replies={speculative_replies!r}) must be True or False."
+        )
     return Agent(
         system_prompt=prompt,
         voice=voice,
@@ -168,4 +175,5 @@ def build_agent(
         customize_pipeline=customize_pipeline,
         min_barge_in_s=float(min_barge_in_s),
         recovery=recovery or Recovery(),
+        speculative_replies=speculative_replies,
     )

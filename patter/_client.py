@@ -192,6 +192,7 @@ class Patter:
         goodbye: str | None = None,
         max_failed_turns: int = DEFAULT_MAX_FAILED_TURNS,
         fallback_number: str | None = None,
+        speculative_replies: bool = False,
     ) -> Agent:
         """Describe the agent: prompt, voice, first message, ``{variables}``, tools, vendors.
 
@@ -210,6 +211,11 @@ class Patter:
         TTS failed) or ``didnt_catch`` (the caller's words could not be transcribed), in its
         own voice, rendered ahead. After ``max_failed_turns`` failed turns in a row it says
         ``goodbye`` and hangs up, or transfers the caller to ``fallback_number`` if set.
+
+        ``speculative_replies=True`` starts the LLM on the caller's words while smart-turn
+        still waits to judge a pause, and lets its answer be heard only once the turn is
+        confirmed (withdrawn if the caller goes on; costs one LLM request per withdrawal;
+        see docs/performance.md).
         """
         check_choice(stt, "stt", STT_VENDORS, self.keys, owner="agent")
         check_choice(tts, "tts", TTS_VENDORS, self.keys, owner="agent")
@@ -237,6 +243,7 @@ class Patter:
                 max_failed_turns=max_failed_turns,
                 fallback_number=fallback_number,
             ),
+            speculative_replies=speculative_replies,
         )
 
     # ----- serving --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     CancelFrame,
     DataFrame,
+    EagerEndOfTurnCancelFrame,
     EndFrame,
     ErrorFrame,
     Frame,
@@ -75,6 +76,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.turns.empty_user_turn import DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT
+from pipecat.turns.types import UserTurnSpeculation
 from pipecat.turns.user_start.transcription_user_turn_start_strategy import (
     TranscriptionUserTurnStartStrategy,
 )
@@ -85,6 +87,7 @@ from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.http import AsyncHTTPClient, connection_limits
+from pipecat.utils.string import TextPartForConcatenation, concatenate_aggregated_text
 from pipecat.utils.utils import obj_id
 from pipecat.workers.runner import WorkerRunner
 
@@ -101,6 +104,7 @@ __all__ = [
     "BotStoppedSpeakingFrame",
     "CancelFrame",
     "DataFrame",
+    "EagerEndOfTurnCancelFrame",
     "DEFAULT_EMPTY_USER_TURN_INTERRUPTED_PROMPT",
     "EndFrame",
     "ErrorCategory",
@@ -149,6 +153,7 @@ __all__ = [
     "TTSStartedFrame",
     "TTSStoppedFrame",
     "TTSTextFrame",
+    "TextPartForConcatenation",
     "ToolsSchema",
     "TranscriptionFrame",
     "TranscriptionUserTurnStartStrategy",
@@ -157,6 +162,7 @@ __all__ = [
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
     "UserTurnStoppedMessage",
+    "UserTurnSpeculation",
     "UserTurnStrategies",
     "VADAnalyzer",
     "VADParams",
@@ -165,6 +171,7 @@ __all__ = [
     "VADUserStoppedSpeakingFrame",
     "VADUserTurnStartStrategy",
     "WorkerRunner",
+    "concatenate_aggregated_text",
     "connection_limits",
     "create_file_resampler",
     "create_stream_resampler",

@@ -32,6 +32,7 @@ from patter._shared_models import (
     SharedSmartTurnAnalyzer,
     load_shared_models,
 )
+from patter._speculation import SpeculativeTurnStopStrategy
 from patter._vendors import (
     VendorKeys,
     choices,
@@ -97,9 +98,17 @@ def build_kit(
         ),
         turn_strategies=UserTurnStrategies(
             start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
-            stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurnAnalyzer())],
+            stop=[turn_stop_strategy(agent)],
         ),
     )
+
+
+def turn_stop_strategy(agent: Agent) -> TurnAnalyzerUserTurnStopStrategy:
+    """Smart-turn decides when the caller's turn ends; with ``agent.speculative_replies``
+    the LLM starts while it waits (``patter._speculation``)."""
+    strategy = SpeculativeTurnStopStrategy if agent.speculative_replies \
+        else TurnAnalyzerUserTurnStopStrategy
+    return strategy(turn_analyzer=SharedSmartTurnAnalyzer())
 
 
 class KitShelf:

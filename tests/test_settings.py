@@ -165,6 +165,13 @@ def test_the_disclosure_cannot_be_emptied() -> None:
         make().agent("You are a bot.", disclosure="  ")
 
 
+def test_speculative_replies_are_off_unless_asked_for_and_must_be_a_bool() -> None:
+    assert make().agent("x").speculative_replies is False
+    assert make().agent("x", speculative_replies=True).speculative_replies is True
+    with pytest.raises(PatterConfigError, match="speculative_replies"):
+        make().agent("x", speculative_replies="yes")  # type: ignore[arg-type]
+
+
 def test_a_user_tool_named_transfer_call_is_an_error() -> None:
     with pytest.raises(PatterConfigError, match="reserved"):
         make().agent("x", tools=[{"name": "transfer_call", "handler": lambda: None}])
