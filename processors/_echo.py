@@ -107,16 +107,15 @@ class EchoDetector:
         self._window_ms = window_ms
         self._residual_db = residual_db
         self._floor_dbfs = floor_dbfs
-        frames = max(1, round(block_ms / 20))  # the line was silent before the call
-        self._recent: deque[np.ndarray] = deque(
-            [np.zeros(PHONE_RATE_HZ // 50, dtype=np.int16)] * frames, maxlen=frames
-        )
+        # The caller's last ``block_ms`` (the line was silent before the call), whatever the
+        # length of the frames it came in.
+        self._recent = np.zeros(round(block_ms * PHONE_RATE_HZ / 1000), dtype=np.int16)
         self._lag: int | None = None  # samples from the end of the played audio to the echo
 
     def is_echo(self, samples: np.ndarray) -> bool:
         """Whether ``samples`` (the newest 8 kHz caller frame) is only the agent's echo."""
-        self._recent.append(samples)
-        mic = np.concatenate(self._recent).astype(np.float64)
+        self.hear(samples)
+        mic = self._recent.astype(np.float64)
         played = np.frombuffer(
             self.reference.played_audio(self._window_ms + len(mic) * 1000 / PHONE_RATE_HZ),
             dtype=np.int16,
@@ -145,4 +144,4 @@ class EchoDetector:
 
     def hear(self, samples: np.ndarray) -> None:
         """Keep ``samples`` as recent caller audio without checking it (a quiet frame)."""
-        self._recent.append(samples)
+        self._recent = np.concatenate((self._recent, samples))[-self._recent.size:]

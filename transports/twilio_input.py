@@ -33,14 +33,21 @@ logger = get_logger(__name__)
 
 StreamEndCallback = Callable[[str], Awaitable[None]]
 
+CALLER_FRAME_MS = 40
+"""Caller audio goes down the pipeline in frames of this length, two of Twilio's 20 ms
+messages each: every processor after the transport (barge-in guard, STT, the VAD in the
+user aggregator) then handles half as many frames. Silero scores 32 ms windows, so a
+window is complete at the same 40 ms boundary either way."""
+
 
 class TwilioMediaInput(BaseInputTransport):
     """Turn Twilio's inbound messages into frames.
 
-    Consumes (from the socket): ``media`` → ``InputAudioRawFrame`` (8 kHz PCM);
-    ``dtmf`` → ``InputDTMFFrame``; ``mark`` → recorded in the playout ledger (what the
-    caller has heard; the output pushes the frames that were waiting for it, from its own
-    task); ``stop`` or a closed socket → ``on_stream_end("stop" | "disconnect")``.
+    Consumes (from the socket): ``media`` → ``InputAudioRawFrame`` (8 kHz PCM, in
+    ``CALLER_FRAME_MS`` frames); ``dtmf`` → ``InputDTMFFrame`` (the caller audio before
+    it is pushed first, however short); ``mark`` → recorded in the playout ledger (what
+    the caller has heard; the output pushes the frames that were waiting for it, from its
+    own task); ``stop`` or a closed socket → ``on_stream_end("stop" | "disconnect")``.
     Malformed messages are logged (rate-limited) and skipped (``_stream_messages``); an
     oversize one → ``on_stream_end("protocol")``; any unexpected failure of the receive
     loop is logged with its traceback → ``on_stream_end("error")``, so the call ends
@@ -62,6 +69,8 @@ class TwilioMediaInput(BaseInputTransport):
         self._on_stream_end = on_stream_end
         self._resampler = create_stream_resampler()
         self._receive_task: Any = None
+        self._caller_ulaw = bytearray()  # caller audio not yet pushed (under one frame)
+        self._caller_frame_bytes = PHONE_RATE_HZ * CALLER_FRAME_MS // 1000
 
     async def start(self, frame: StartFrame) -> None:
         """Start reading the socket once the pipeline has started."""
@@ -101,6 +110,7 @@ class TwilioMediaInput(BaseInputTransport):
                 if isinstance(event, CallerAudio):
                     await self._on_audio(event.ulaw)
                 elif isinstance(event, KeyPressed):
+                    await self._push_caller_audio()
                     await self.push_frame(InputDTMFFrame(event.key))
                 elif isinstance(event, MarkEchoed):
                     await self._ledger.on_mark(event.name)
@@ -116,11 +126,20 @@ class TwilioMediaInput(BaseInputTransport):
         finally:
             skipped.close()
         try:
+            await self._push_caller_audio()  # an odd last 20 ms
             await self._ledger.close()
         finally:
             await self._on_stream_end(reason)
 
     async def _on_audio(self, ulaw: bytes) -> None:
+        self._caller_ulaw += ulaw
+        if len(self._caller_ulaw) >= self._caller_frame_bytes:
+            await self._push_caller_audio()
+
+    async def _push_caller_audio(self) -> None:
+        if not self._caller_ulaw:
+            return
+        ulaw, self._caller_ulaw = bytes(self._caller_ulaw), bytearray()
         pcm = await ulaw_to_pcm(ulaw, PHONE_RATE_HZ, PHONE_RATE_HZ, self._resampler)
         await self.push_audio_frame(
             InputAudioRawFrame(audio=pcm, sample_rate=PHONE_RATE_HZ, num_channels=1)

@@ -26,9 +26,9 @@ RATE = 8000
 AGENT = synthesize_speech("Our restaurant opens at five in the evening every day of the week.")
 
 
-def caller_frames(pcm: bytes, rate: int = RATE) -> list[InputAudioRawFrame]:
-    """``pcm`` cut into 20 ms input frames, as an input transport pushes them."""
-    size = rate // 50 * 2
+def caller_frames(pcm: bytes, rate: int = RATE, ms: int = 20) -> list[InputAudioRawFrame]:
+    """``pcm`` cut into ``ms`` input frames, as an input transport pushes them."""
+    size = rate * ms // 1000 * 2
     return [InputAudioRawFrame(audio=pcm[i:i + size], sample_rate=rate, num_channels=1)
             for i in range(0, len(pcm), size)]
 
@@ -137,35 +137,40 @@ async def test_the_disclosure_is_never_paused(pipeline: Any) -> None:
     assert not line.ledger.paused and guard.pauses == 0
 
 
-async def test_the_agents_own_echo_is_muted_and_does_not_pause_it(pipeline: Any) -> None:
+@pytest.mark.parametrize("frame_ms", [20, 40])  # Twilio's messages; Patter's transport
+async def test_the_agents_own_echo_is_muted_and_does_not_pause_it(
+        pipeline: Any, frame_ms: int) -> None:
     line = Line()
     guard = BargeInGuard(line.speech)
     played = AGENT[: 2 * RATE * 2]
     echo = echo_of(played[-RATE * 2 * 5 // 10 - 4000: -4000], 0.3)  # 0.5 s, 250 ms late
+    sent = caller_frames(echo, ms=frame_ms)
     async with pipeline([guard], audio_in_rate=RATE) as p:
         await line.playing()
-        await p.send(*caller_frames(echo))
-        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(echo) // 320)
+        await p.send(*sent)
+        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(sent))
     frames = p.down(InputAudioRawFrame)
     assert guard.pauses == 0 and not line.ledger.paused
     assert guard.echo_frames >= len(frames) // 2
-    assert all(is_silent(f) for f in frames[-10:])
+    assert all(is_silent(f) for f in frames[-200 // frame_ms:])
 
 
-async def test_the_caller_talking_over_the_echo_is_heard(pipeline: Any) -> None:
+@pytest.mark.parametrize("frame_ms", [20, 40])
+async def test_the_caller_talking_over_the_echo_is_heard(pipeline: Any, frame_ms: int) -> None:
     line = Line()
     guard = BargeInGuard(line.speech)
     played = AGENT[: 2 * RATE * 2]
     echo = echo_of(played[-RATE * 2 * 5 // 10 - 4000: -4000], 0.3)
     speech = synthesize_speech("Wait, stop please.")[: len(echo)]
     both = audioop.add(echo[: len(speech)], speech, 2)
+    sent = caller_frames(both, ms=frame_ms)
     async with pipeline([guard], audio_in_rate=RATE) as p:
         await line.playing()
-        await p.send(*caller_frames(both))
+        await p.send(*sent)
         await wait_for(lambda: line.ledger.paused)
-        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(both) // 320)
+        await wait_for(lambda: len(p.down(InputAudioRawFrame)) == len(sent))
     loud = [f for f in p.down(InputAudioRawFrame) if not is_silent(f)]
-    assert guard.pauses == 1 and len(loud) >= len(both) // 320 // 2
+    assert guard.pauses == 1 and len(loud) >= len(sent) // 2
 
 
 @pytest.mark.parametrize("rate", [8000, 16000])

@@ -7,6 +7,7 @@ reading a generated batch of frames from a WebSocket peer, without a real-time c
 from __future__ import annotations
 
 import asyncio
+import audioop
 import base64
 import json
 import logging
@@ -185,6 +186,29 @@ async def test_a_stream_reads_on_past_a_generated_batch_of_hostile_frames(
     assert [f.button.value for f in harness.down(InputDTMFFrame)] == ["7"]
     assert ended == ["stop"]
     assert "media stream receive loop failed" not in caplog.text
+
+
+async def test_caller_audio_goes_on_in_40_ms_frames_and_whole_at_a_key_and_at_the_end(
+    stream: tuple[WebSocketPeer, Harness, list[str]],
+) -> None:
+    peer, harness, ended = stream
+    # Six 20 ms messages, each a different level, a key after the third, then stop.
+    chunks = [bytes([0x80 + step]) * 160 for step in range(6)]
+    for chunk in chunks[:3]:
+        peer.send(media(chunk))
+    peer.send(json.dumps({"event": "dtmf", "dtmf": {"digit": "4"}}))
+    for chunk in chunks[3:]:
+        peer.send(media(chunk))
+    peer.send(json.dumps({"event": "stop", "stop": {}}))
+    await harness.wait_for(lambda: ended and len(harness.down(InputAudioRawFrame)) >= 4)
+
+    frames = harness.down(InputAudioRawFrame)
+    # Two messages make a frame; the key pushes out the half frame before it, and so does
+    # the stop (20 ms = 160 samples).
+    assert [len(f.audio) // 2 for f in frames] == [320, 160, 320, 160]
+    assert [f.button.value for f in harness.down(InputDTMFFrame)] == ["4"]
+    audio = b"".join(f.audio for f in frames)
+    assert audio == audioop.ulaw2lin(b"".join(chunks), 2)
 
 
 async def test_an_unexpected_failure_while_reading_ends_the_stream_once_with_a_traceback(
