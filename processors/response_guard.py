@@ -100,7 +100,9 @@ class ResponseGuard:
         self.max_failed_turns = max_failed_turns
         self._on_said = on_said
         self._on_give_up = on_give_up
-        self._watch = _Watch(self)
+        # Direct mode: the watch only looks, so it runs in the task of the stage before it
+        # (the input transport) instead of adding a queue hop to every 40 ms of caller audio.
+        self._watch = _Watch(self, enable_direct_mode=True)
         self._voice = _Voice(self)
         self._speech_ended_at: float | None = None  # monotonic, the caller's last end of speech
         self._answered = True  # agent audio came since the caller's end of speech
