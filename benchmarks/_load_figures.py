@@ -80,9 +80,8 @@ class LoadResult:
 
     @property
     def withdrawn_llm_requests(self) -> int:
-        """LLM requests beyond one per answered turn: speculative answers withdrawn unheard
-        (the benchmark's calls use no tools, so an answered turn costs one request)."""
-        return max(0, self.llm_requests - len(self.latencies_ms))
+        """LLM requests beyond one per answered turn (``withdrawn_requests``)."""
+        return withdrawn_requests(self.llm_requests, len(self.latencies_ms))
 
     @property
     def cpu_pct_per_call(self) -> float:
@@ -126,6 +125,12 @@ class LoadResult:
             "llm_requests": float(self.llm_requests),
             "withdrawn_llm_requests": float(self.withdrawn_llm_requests),
         }
+
+
+def withdrawn_requests(llm_requests: int, answered_turns: int) -> int:
+    """LLM requests beyond one per answered turn: speculative answers withdrawn unheard
+    (the benchmarks' calls use no tools, so an answered turn costs one request)."""
+    return max(0, llm_requests - answered_turns)
 
 
 def aggregate(bot: str, calls: Sequence[CallResult], *, cpu_s: float, wall_s: float,

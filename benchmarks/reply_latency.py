@@ -29,6 +29,7 @@ logger.remove()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import GREETING, transcribe_any, turn_latencies  # noqa: E402
+from _load_figures import withdrawn_requests  # noqa: E402
 from load import VENDOR_LATENCY  # noqa: E402
 from pipecat_baseline import MEDIA_PATH, plain_pipecat_app  # noqa: E402
 
@@ -85,8 +86,8 @@ async def main(turns: int, vendor_latency: bool, speculative: bool) -> None:
     print(f"{'turns smart-turn judged unfinished':40}{len(patter) - len(quick_p):10}"
           f"{len(pipecat) - len(quick_b):10}   (the model then waits out its 3 s silence cap)")
     print(f"{'LLM requests (withdrawn, never heard)':40}"
-          f"{f'{patter_requests} ({max(0, patter_requests - len(patter))})':>10}"
-          f"{f'{pipecat_requests} ({max(0, pipecat_requests - len(pipecat))})':>10}")
+          f"{f'{patter_requests} ({withdrawn_requests(patter_requests, len(patter))})':>10}"
+          f"{f'{pipecat_requests} ({withdrawn_requests(pipecat_requests, len(pipecat))})':>10}")
     print(f"each turn: patter {[round(s) for s in patter]}, pipecat {[round(s) for s in pipecat]}")
     print("quoted plain Pipecat figure (design notes): ~850 ms")
 
