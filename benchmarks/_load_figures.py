@@ -68,6 +68,10 @@ class LoadResult:
     cpu_s: float
     wall_s: float
     rss_before_mb: float
+    """Resident MB of the started bot, idle, before any call."""
+    rss_warm_mb: float
+    """Resident MB once one warm-up call is over: what a bot loads on its first call
+    (models, lazy imports, caches) is in, so the calls' growth is their own."""
     rss_peak_mb: float
     latencies_ms: list[float]
     lateness_ms: list[float]
@@ -95,8 +99,13 @@ class LoadResult:
 
     @property
     def growth_mb_per_call(self) -> float:
-        """(Peak resident MB during the calls − before them) / calls."""
-        return (self.rss_peak_mb - self.rss_before_mb) / self.calls
+        """(Peak resident MB during the calls − after the warm-up call) / calls."""
+        return (self.rss_peak_mb - self.rss_warm_mb) / self.calls
+
+    @property
+    def first_call_mb(self) -> float:
+        """Resident MB the warm-up call left behind: loaded once, on a bot's first call."""
+        return self.rss_warm_mb - self.rss_before_mb
 
     @property
     def latency_median_ms(self) -> float:
@@ -115,6 +124,7 @@ class LoadResult:
             "cpu_s_per_call": self.cpu_s_per_call,
             "growth_mb_per_call": self.growth_mb_per_call,
             "rss_before_mb": self.rss_before_mb,
+            "first_call_mb": self.first_call_mb,
             "jitter_p50_ms": percentile(self.lateness_ms, 50),
             "jitter_p99_ms": percentile(self.lateness_ms, 99),
             "latency_median_ms": self.latency_median_ms,
@@ -134,12 +144,12 @@ def withdrawn_requests(llm_requests: int, answered_turns: int) -> int:
 
 
 def aggregate(bot: str, calls: Sequence[CallResult], *, cpu_s: float, wall_s: float,
-              rss_before_mb: float, rss_peak_mb: float, lag_ms: Sequence[float],
+              rss_before_mb: float, rss_warm_mb: float, rss_peak_mb: float, lag_ms: Sequence[float],
               llm_requests: int = 0) -> LoadResult:
     """Pool the callers' measurements with the bot process's."""
     return LoadResult(
         bot=bot, calls=len(calls), cpu_s=cpu_s, wall_s=wall_s, rss_before_mb=rss_before_mb,
-        rss_peak_mb=rss_peak_mb,
+        rss_warm_mb=rss_warm_mb, rss_peak_mb=rss_peak_mb,
         latencies_ms=[ms for call in calls for ms in call.latencies_ms],
         lateness_ms=[ms for call in calls for ms in call.lateness_ms],
         dead_air=sum(call.dead_air for call in calls),
@@ -164,6 +174,7 @@ ROWS = (
     ("CPU seconds per call", "cpu_s_per_call", "{:.2f}"),
     ("memory growth per concurrent call (MB)", "growth_mb_per_call", "{:.1f}"),
     ("memory before any call (MB)", "rss_before_mb", "{:.0f}"),
+    ("memory the first call loads, once (MB)", "first_call_mb", "{:.0f}"),
     ("outbound pacing lateness p50 (ms)", "jitter_p50_ms", "{:.1f}"),
     ("outbound pacing lateness p99 (ms)", "jitter_p99_ms", "{:.1f}"),
     ("end of speech -> answer heard, median (ms)", "latency_median_ms", "{:.0f}"),

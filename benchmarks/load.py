@@ -16,7 +16,9 @@ Per N and per bot:
 
 * CPU per call: the bot process's CPU time over the run (until it is idle again after the
   last hang-up) / N, also as % of one core over the calls' wall time;
-* memory: resident set before the first call, and (peak during the calls − before) / N;
+* memory: resident set before the first call; what one warm-up call (greeting and a turn,
+  before the measured calls) leaves loaded: models, lazy imports and caches a bot loads once;
+  and (peak during the calls − after the warm-up) / N, the growth per concurrent call;
 * outbound pacing: for each media frame the phone received, how late it came against the
   earliest schedule seen so far in its utterance (frame arrival − audio sent before it at
   8000 bytes/s, minus that quantity's running minimum; a gap over ``UTTERANCE_GAP_S``
@@ -246,8 +248,11 @@ async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool,
         async with BotProcess(bot_name, world, speculative=speculative) as bot:
             await bot.idle()
             rss_before = bot.rss_mb()
+            await one_call(bot, 1, 0)  # warm-up: what a first call loads once is not growth
+            await bot.idle()
+            rss_warm = bot.rss_mb()
             lag: list[float] = []
-            peak = [rss_before]
+            peak = [rss_warm]
             watchers = [asyncio.create_task(watch_lag(lag)),
                         asyncio.create_task(watch_rss(bot, peak))]
             cpu_start, start = bot.cpu_s(), time.monotonic()
@@ -262,7 +267,8 @@ async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool,
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
     return aggregate(bot_name, results, cpu_s=cpu_s, wall_s=wall_s, rss_before_mb=rss_before,
-                     rss_peak_mb=peak[0], lag_ms=lag, llm_requests=llm_requests)
+                     rss_warm_mb=rss_warm, rss_peak_mb=peak[0], lag_ms=lag,
+                     llm_requests=llm_requests)
 
 
 async def soak_call(bot: BotProcess) -> bool:

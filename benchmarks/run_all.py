@@ -38,6 +38,7 @@ HEADLINE = (
     ("CPU seconds per call", "cpu_s_per_call", "{:.2f}"),
     ("memory growth per concurrent call (MB)", "growth_mb_per_call", "{:.1f}"),
     ("memory before any call (MB)", "rss_before_mb", "{:.0f}"),
+    ("memory the first call loads, once (MB)", "first_call_mb", "{:.0f}"),
     ("end of speech → answer heard, median (ms)", "latency_median_ms", "{:.0f}"),
     ("outbound pacing lateness p99 (ms)", "jitter_p99_ms", "{:.1f}"),
 )
