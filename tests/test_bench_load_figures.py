@@ -48,22 +48,23 @@ def test_a_delayed_frame_is_late_by_its_delay_and_a_pause_starts_a_new_utterance
 def test_pooled_figures_ratios_and_ceiling() -> None:
     calls = [CallResult(latencies_ms=[400, 500], lateness_ms=[1, 2]),
              CallResult(latencies_ms=[3500], dead_air=1, lateness_ms=[30])]
-    result = aggregate("patter", calls, cpu_s=3.0, wall_s=10.0, rss_before_mb=100,
-                       rss_peak_mb=140, lag_ms=[1, 2])
+    result = aggregate("patter", calls, cpu_s=3.0, wall_s=10.0, rss_before_mb=90,
+                       rss_warm_mb=100, rss_peak_mb=140, lag_ms=[1, 2])
     figures = result.figures()
     assert figures["cpu_pct_per_call"] == 15.0
     assert figures["cpu_s_per_call"] == 1.5
-    assert figures["growth_mb_per_call"] == 20.0
+    assert figures["growth_mb_per_call"] == 20.0  # from after the warm-up call
+    assert figures["first_call_mb"] == 10.0
     assert figures["latency_median_ms"] == 500
     assert figures["latency_worst_ms"] == 3500
     assert figures["jitter_p99_ms"] == 30
     assert figures["dead_air"] == 1
     single = aggregate("patter", calls[:1], cpu_s=1, wall_s=10, rss_before_mb=100,
-                       rss_peak_mb=120, lag_ms=[])
+                       rss_warm_mb=100, rss_peak_mb=120, lag_ms=[])
     assert within_ceiling(single, single)
     assert not within_ceiling(result, single)
     baseline = aggregate("pipecat", calls[:1], cpu_s=6.0, wall_s=10.0, rss_before_mb=50,
-                         rss_peak_mb=90, lag_ms=[])
+                         rss_warm_mb=50, rss_peak_mb=90, lag_ms=[])
     table = load_table({"patter": result, "pipecat": baseline}, "2 calls")
     assert "| CPU seconds per call | 1.50 | 6.00 | 0.25 |" in table
     assert "| dead air (turns > 3 s silent) | 1 | 0 |  |" in table
