@@ -27,7 +27,7 @@ SKIP = {"run_all.py", "pipecat_baseline.py"}
 LOAD_JSON = RESULTS / "load.json"
 LOAD_LATENCY_JSON = RESULTS / "load-vendor-latency.json"
 RUNS: dict[str, list[list[str]]] = {
-    "load.py": [["--calls", "1,3,10", "--soak", "200", "--json", str(LOAD_JSON)],
+    "load.py": [["--calls", "1,3,10", "--ceiling", "--soak", "200", "--json", str(LOAD_JSON)],
                 ["--calls", "1,6", "--vendor-latency", "--json", str(LOAD_LATENCY_JSON)]],
     "barge_in.py": [["--calls", "2"]],
     "barge_in_timeline.py": [["--png", str(RESULTS / "barge_in_timeline.png")]],
@@ -43,6 +43,8 @@ HEADLINE = (
     ("outbound pacing lateness p99 (ms)", "jitter_p99_ms", "{:.1f}"),
 )
 HEADLINE_CALLS = 3
+MANY_CALLS = 10
+"""The headline's second load: CPU and memory per call with this many calls at once."""
 START, END = "<!-- bench:headline:start -->", "<!-- bench:headline:end -->"
 
 
@@ -68,20 +70,42 @@ def section(script: str, args: list[str], code: int, output: str) -> str:
     return f"{title}\n{status}\n{body.rstrip()}\n"
 
 
-def headline(data: dict[str, Any]) -> str:
-    """The README's short table: the load figures at ``HEADLINE_CALLS`` concurrent calls."""
-    pair = {r["bot"]: r["figures"] for r in data["loads"] if r["calls"] == HEADLINE_CALLS}
+def headline(data: dict[str, Any], vendor_latency: dict[str, Any] | None = None) -> str:
+    """The README's short table: the load figures at ``HEADLINE_CALLS`` concurrent calls, CPU
+    and memory at ``MANY_CALLS``, the concurrency ceiling, and the single call's reply with
+    vendor latency (from the second load run, when it ran)."""
+    pair = _pair(data, HEADLINE_CALLS)
     if len(pair) < 2:
         return ""
     lines = [f"{HEADLINE_CALLS} concurrent calls against the loopback fakes (instant vendors), "
              f"{data['machine']['cores']} cores, pipecat {data['machine']['pipecat']}:", "",
              f"| | {BOT_NAMES['patter']} | {BOT_NAMES['pipecat']} | ratio |",
              "|---|---|---|---|"]
-    for label, key, fmt in HEADLINE:
-        patter, pipecat = pair["patter"][key], pair["pipecat"][key]
+    rows = [(label, pair, key, fmt) for label, key, fmt in HEADLINE]
+    many = _pair(data, MANY_CALLS)
+    if len(many) == 2:
+        rows += [(f"{label}, {MANY_CALLS} calls", many, key, fmt) for label, key, fmt in HEADLINE
+                 if key in ("cpu_pct_per_call", "cpu_s_per_call", "growth_mb_per_call")]
+    single = _pair(vendor_latency, 1) if vendor_latency else {}
+    if len(single) == 2:
+        rows.append(("end of speech → answer heard, vendors with latency, 1 call (ms)", single,
+                     "latency_median_ms", "{:.0f}"))
+    for label, figures, key, fmt in rows:
+        patter, pipecat = figures["patter"][key], figures["pipecat"][key]
         lines.append(f"| {label} | {fmt.format(patter)} | {fmt.format(pipecat)} | "
                      f"{ratio(patter, pipecat)} |")
+    ceilings = data.get("ceilings") or {}
+    if len(ceilings) == 2:
+        patter, pipecat = ceilings["patter"], ceilings["pipecat"]
+        lines.append(f"| concurrency ceiling (calls; pacing p99 < 20 ms, no dead air, reply "
+                     f"within 1.2x of one call) | {patter} | {pipecat} | "
+                     f"{ratio(patter, pipecat)} |")
     return "\n".join(lines)
+
+
+def _pair(data: dict[str, Any], calls: int) -> dict[str, dict[str, float]]:
+    """Each bot's figures at ``calls`` concurrent calls, by bot name."""
+    return {r["bot"]: r["figures"] for r in data["loads"] if r["calls"] == calls}
 
 
 def refresh_readme(table: str) -> None:
@@ -111,7 +135,7 @@ def main() -> int:
             loads[tag] = json.loads(path.read_text())
             charts += load_charts(loads[tag], RESULTS, tag=tag)
     machine = loads[""]["machine"] if "" in loads else {}
-    table = headline(loads[""]) if "" in loads else ""
+    table = headline(loads[""], loads.get("-vendor-latency")) if "" in loads else ""
     pictures = "\n".join(f"![{p.stem}]({p.name})" for p in
                          [*charts, RESULTS / "barge_in_timeline.png"] if p.exists())
     (RESULTS / "latest.md").write_text(
