@@ -30,7 +30,8 @@ async def test_accepted_connections_have_nagle_off(monkeypatch: pytest.MonkeyPat
     nodelay_by_local_port: dict[int, int] = {}
     original_init = selector_events._SelectorSocketTransport.__init__
 
-    def recording_init(self: Any, loop: Any, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+    def recording_init(self: Any, loop: Any, sock: socket.socket, *args: Any,
+                       **kwargs: Any) -> None:
         original_init(self, loop, sock, *args, **kwargs)
         nodelay_by_local_port[sock.getsockname()[1]] = sock.getsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY
