@@ -45,6 +45,8 @@ HEADLINE = (
 HEADLINE_CALLS = 3
 MANY_CALLS = 10
 """The headline's second load: CPU and memory per call with this many calls at once."""
+MANY_CALLS_KEYS = ("cpu_pct_per_call", "cpu_s_per_call", "growth_mb_per_call")
+"""The ``HEADLINE`` figures repeated for ``MANY_CALLS``."""
 START, END = "<!-- bench:headline:start -->", "<!-- bench:headline:end -->"
 
 
@@ -85,20 +87,19 @@ def headline(data: dict[str, Any], vendor_latency: dict[str, Any] | None = None)
     many = _pair(data, MANY_CALLS)
     if len(many) == 2:
         rows += [(f"{label}, {MANY_CALLS} calls", many, key, fmt) for label, key, fmt in HEADLINE
-                 if key in ("cpu_pct_per_call", "cpu_s_per_call", "growth_mb_per_call")]
+                 if key in MANY_CALLS_KEYS]
     single = _pair(vendor_latency, 1) if vendor_latency else {}
     if len(single) == 2:
         rows.append(("end of speech → answer heard, vendors with latency, 1 call (ms)", single,
                      "latency_median_ms", "{:.0f}"))
+    ceilings = data.get("ceilings") or {}
+    if len(ceilings) == 2:
+        rows.append(("concurrency ceiling (calls; pacing p99 < 20 ms, no dead air, reply within "
+                     "1.2x of one call)", {bot: {"ceiling": n} for bot, n in ceilings.items()},
+                     "ceiling", "{}"))
     for label, figures, key, fmt in rows:
         patter, pipecat = figures["patter"][key], figures["pipecat"][key]
         lines.append(f"| {label} | {fmt.format(patter)} | {fmt.format(pipecat)} | "
-                     f"{ratio(patter, pipecat)} |")
-    ceilings = data.get("ceilings") or {}
-    if len(ceilings) == 2:
-        patter, pipecat = ceilings["patter"], ceilings["pipecat"]
-        lines.append(f"| concurrency ceiling (calls; pacing p99 < 20 ms, no dead air, reply "
-                     f"within 1.2x of one call) | {patter} | {pipecat} | "
                      f"{ratio(patter, pipecat)} |")
     return "\n".join(lines)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from asyncio import selector_events
 from typing import Any
@@ -41,5 +40,4 @@ async def test_accepted_connections_have_nagle_off(monkeypatch: pytest.MonkeyPat
     async with LoopbackServer(Starlette(routes=[Route("/", _hello)])) as server:
         async with httpx.AsyncClient() as client:
             assert (await client.get(server.url + "/")).text == "hello"
-        await asyncio.sleep(0)
     assert nodelay_by_local_port.get(server.port) == 1  # the server's end of the connection
