@@ -1,11 +1,15 @@
-"""The shared Silero VAD: Pipecat's speech states, with Silero run only where they can change."""
+"""The shared models: Pipecat's speech states with Silero run only where they can change,
+and smart-turn's verdicts without idle BLAS threads spinning after each."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from pipecat.audio.turn.smart_turn import local_smart_turn_v3
+from threadpoolctl import threadpool_info
 
 from patter._pipecat import SileroVADAnalyzer, VADAnalyzer
-from patter._shared_models import SharedSileroVADAnalyzer
+from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from patter.processors.barge_in import barge_in_vad_params
 from patter.testing.audio import synthesize_speech
 
@@ -98,3 +102,25 @@ async def test_a_vad_shared_with_the_barge_in_guard_scores_each_window_once() ->
     assert onsets(shared_states) == onsets(alone_states)
     assert guard_windows > 100
     assert shared_model.runs <= alone_model.runs + 5  # not twice: the guard's scores are reused
+
+
+def test_smart_turn_computes_its_features_on_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    features = local_smart_turn_v3.compute_whisper_log_mel_features
+    blas_threads: list[int] = []
+
+    def probed_features(*args: object, **kwargs: object) -> np.ndarray:
+        blas_threads.extend(lib["num_threads"] for lib in threadpool_info()
+                            if lib["user_api"] == "blas")
+        return features(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local_smart_turn_v3, "compute_whisper_log_mel_features", probed_features)
+    analyzer = SharedSmartTurnAnalyzer()
+    analyzer.set_sample_rate(8000)
+    speech = np.frombuffer(synthesize_speech("No."), np.int16).astype(np.float32) / 32768
+
+    verdict = analyzer._predict_endpoint(speech)
+
+    assert verdict["prediction"] in (0, 1)
+    assert blas_threads and set(blas_threads) == {1}
