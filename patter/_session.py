@@ -192,13 +192,14 @@ class CallSession:
         )
         if self._options.hold_until_answered:
             pipeline.insert_after("disclosure_gate", "caller_mute", self.caller_input)
-        self._user_context = user
-        if not any(map(is_factory, choices(self.agent.llm) + choices(self.agent.tts))):
-            # Patter's own LLM and TTS never read caller audio (a user's might: speech to speech).
-            self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
         if self.guard is not None:
             pipeline.insert_after("transport_in", "response_watch", self.guard.watch())
             pipeline.insert_after("tts", "response_voice", self.guard.voice())
+        self._user_context = user
+        if not any(map(is_factory, choices(self.agent.llm) + choices(self.agent.tts))):
+            # Patter's own stages, LLM and TTS never read caller audio (a user's LLM might:
+            # speech to speech). Taken once every stage of Patter's own is in place.
+            self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
         return pipeline
 
     # ----- running --------------------------------------------------------------------

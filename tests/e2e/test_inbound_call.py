@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 
 from patter._events import Event
+from patter._pipecat import Frame, FrameProcessor, InputAudioRawFrame
+from patter._pipeline import CallPipeline
 from patter.testing.audio import best_match
 from patter.testing.harness import (
     CALLER_NUMBER,
@@ -75,6 +78,32 @@ async def test_caller_speech_reaches_the_llm_and_its_reply_is_heard(world: Loopb
     reply = openai_speech_at_8k("Sure, a table for two at eight.")
     assert best_match(call.phone.heard_pcm()[before:], reply[2000:8000]) > 0.6
     assert [t["text"] for t in transcripts] == [CALLER_SAYS]
+
+
+async def test_caller_audio_stops_after_the_user_aggregator_in_the_default_chain(
+        world: LoopbackWorld) -> None:
+    caller_frames: collections.Counter[str] = collections.Counter()
+
+    def count_caller_audio(pipeline: CallPipeline) -> None:  # looks, changes nothing
+        for name in ("user_context", "llm", "tts", "transport_out", "assistant_context"):
+            async def seen(_: FrameProcessor, frame: Frame, *__: object, name: str = name) -> None:
+                if isinstance(frame, InputAudioRawFrame):
+                    caller_frames[name] += 1
+            pipeline[name].add_event_handler("on_before_process_frame", seen)
+
+    world.openai.transcripts.append(CALLER_SAYS)
+    world.openai.reply_with("Sure, a table for two at eight.")
+    phone = world.patter()
+    await world.serve(phone, phone.agent("You are a restaurant host.",
+                                         customize_pipeline=count_caller_audio))
+    call = await world.call_in()
+    assert call.phone is not None
+    await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
+    call.phone.say_text(CALLER_SAYS)
+    await wait_for(lambda: bool(world.openai.chat_requests), timeout=20)
+
+    assert caller_frames["user_context"] > 50  # the caller's line, 40 ms a frame
+    assert set(caller_frames) == {"user_context"}
 
 
 async def test_on_call_end_fires_once_with_both_roles(world: LoopbackWorld) -> None:
