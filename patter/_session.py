@@ -37,7 +37,7 @@ from patter._twiml import transfer_twiml
 from patter._vendors import VendorKeys, choices, is_factory
 from patter.audio import PHONE_RATE_HZ
 from patter.errors import TwilioError
-from patter.processors._caller_audio_end import end_caller_audio
+from patter.processors._caller_audio_end import end_caller_audio, only_followed_by
 from patter.processors.barge_in import BargeInGuard
 from patter.processors.call_control import CallControl
 from patter.processors.caller_mute import CallerInputMute
@@ -130,6 +130,7 @@ class CallSession:
         self._start_frames: list[Any] = []
         self._user_context: FrameProcessor | None = None  # set with the chain
         self._quiet_tail: list[FrameProcessor] | None = None  # stages known to ignore caller audio
+        self._output_tail: list[FrameProcessor] = []  # Patter's stages after the output
         self.guard: ResponseGuard | None = None  # without lines to say, no vendor failure is
         if recovery_lines is not None:           # answered (a bare test server)
             self.guard = ResponseGuard(
@@ -200,6 +201,8 @@ class CallSession:
             # Patter's own stages, LLM and TTS never read caller audio (a user's LLM might:
             # speech to speech). Taken once every stage of Patter's own is in place.
             self._quiet_tail = pipeline.processors()[pipeline.names.index("user_context") + 1:]
+        # The playout checkpoints and the assistant aggregator do not use the agent's audio.
+        self._output_tail = pipeline.processors()[pipeline.names.index("transport_out") + 1:]
         return pipeline
 
     # ----- running --------------------------------------------------------------------
@@ -215,6 +218,8 @@ class CallSession:
                 self.disclosure.require_in(pipeline.processors())
             processors = end_caller_audio(pipeline.processors(), after=self._user_context,
                                           quiet_tail=self._quiet_tail)
+            output = self.transport.output()
+            output.forward_audio = not only_followed_by(processors, output, self._output_tail)
             self._worker = PipelineWorker(
                 Pipeline(processors),
                 params=PipelineParams(

@@ -41,11 +41,17 @@ def end_caller_audio(
     else unchanged, so a processor a user placed further down (a recorder, say) still gets
     the audio."""
     chain = list(processors)
-    if after is None or quiet_tail is None or after not in chain:
+    if after is None or quiet_tail is None or not only_followed_by(chain, after, quiet_tail):
         return chain
     index = chain.index(after) + 1
-    if len(chain) - index != len(quiet_tail) or any(
-        a is not b for a, b in zip(chain[index:], quiet_tail, strict=True)
-    ):
-        return chain
     return [*chain[:index], CallerAudioEnd(), *chain[index:]]
+
+
+def only_followed_by(
+    chain: Sequence[FrameProcessor], anchor: FrameProcessor, tail: Sequence[FrameProcessor]
+) -> bool:
+    """Whether ``anchor`` is in ``chain`` and exactly ``tail`` (the same objects) follows it."""
+    if anchor not in chain:
+        return False
+    rest = chain[list(chain).index(anchor) + 1:]
+    return len(rest) == len(tail) and all(a is b for a, b in zip(rest, tail, strict=True))

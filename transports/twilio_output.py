@@ -50,8 +50,10 @@ class TwilioMediaOutput(BaseOutputTransport):
     Emits downstream: every non-system frame only once the caller has heard the audio
     before it (so the assistant context holds what was heard, not what was sent), pushed
     from this processor's own tasks when the input transport records the mark that says
-    so. All frames travel in order with the audio: word timestamps (``pts``) are not used
-    for timing, the marks are. ``speech`` is the agent's voice for the barge-in guard.
+    so. The agent audio itself goes on too (for a recorder placed after the output) unless
+    ``forward_audio`` is False: then it stops here once sent. All frames travel in order
+    with the audio: word timestamps (``pts``) are not used for timing, the marks are.
+    ``speech`` is the agent's voice for the barge-in guard.
     """
 
     def __init__(
@@ -75,6 +77,9 @@ class TwilioMediaOutput(BaseOutputTransport):
         """The agent's voice on this stream, for the barge-in guard."""
         self._release_lock = asyncio.Lock()  # held frames leave in order, one task at a time
         self._release_task: asyncio.Task[None] | None = None
+        self.forward_audio = True
+        """Push the agent audio downstream once heard; False when nothing after the output
+        uses it (it would be held, released and passed on, 25 chunks a second, for nothing)."""
 
     async def start(self, frame: StartFrame) -> None:
         """Start the media sender and the release of held frames."""
@@ -137,6 +142,8 @@ class TwilioMediaOutput(BaseOutputTransport):
         if direction == FrameDirection.DOWNSTREAM and not isinstance(
             frame, (SystemFrame, EndFrame, CancelFrame)
         ):
+            if isinstance(frame, OutputAudioRawFrame) and not self.forward_audio:
+                return
             if isinstance(frame, TTSTextFrame) and frame.append_to_context:
                 self._ledger.text.note_text_sent(frame.text, self._ledger.sent_ms)
             elif isinstance(frame, (LLMFullResponseEndFrame, LLMAssistantPushAggregationFrame)):

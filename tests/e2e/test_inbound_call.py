@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 
 from patter._events import Event
-from patter._pipecat import Frame, FrameProcessor, InputAudioRawFrame
+from patter._pipecat import (
+    Frame,
+    FrameDirection,
+    FrameProcessor,
+    InputAudioRawFrame,
+    OutputAudioRawFrame,
+)
 from patter._pipeline import CallPipeline
 from patter.testing.audio import best_match
 from patter.testing.harness import (
@@ -80,30 +87,63 @@ async def test_caller_speech_reaches_the_llm_and_its_reply_is_heard(world: Loopb
     assert [t["text"] for t in transcripts] == [CALLER_SAYS]
 
 
-async def test_caller_audio_stops_after_the_user_aggregator_in_the_default_chain(
-        world: LoopbackWorld) -> None:
-    caller_frames: collections.Counter[str] = collections.Counter()
+class AudioCounter(FrameProcessor):
+    """A recorder's view: counts the caller's and the agent's audio frames reaching it."""
 
-    def count_caller_audio(pipeline: CallPipeline) -> None:  # looks, changes nothing
-        for name in ("user_context", "llm", "tts", "transport_out", "assistant_context"):
-            async def seen(_: FrameProcessor, frame: Frame, *__: object, name: str = name) -> None:
-                if isinstance(frame, InputAudioRawFrame):
-                    caller_frames[name] += 1
-            pipeline[name].add_event_handler("on_before_process_frame", seen)
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: collections.Counter[str] = collections.Counter()
 
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            self.frames["caller"] += 1
+        elif isinstance(frame, OutputAudioRawFrame):
+            self.frames["agent"] += 1
+        await self.push_frame(frame, direction)
+
+
+async def one_answered_line(world: LoopbackWorld,
+                            customize: Callable[[CallPipeline], None]) -> None:
     world.openai.transcripts.append(CALLER_SAYS)
     world.openai.reply_with("Sure, a table for two at eight.")
     phone = world.patter()
     await world.serve(phone, phone.agent("You are a restaurant host.",
-                                         customize_pipeline=count_caller_audio))
+                                         customize_pipeline=customize))
     call = await world.call_in()
     assert call.phone is not None
     await call.phone.wait_until_quiet(quiet_s=0.6, timeout=20)
+    voiced_before = call.phone.heard_voiced_s
     call.phone.say_text(CALLER_SAYS)
-    await wait_for(lambda: bool(world.openai.chat_requests), timeout=20)
+    await call.phone.wait_for_heard(voiced_before + 1.0, timeout=20)
 
-    assert caller_frames["user_context"] > 50  # the caller's line, 40 ms a frame
-    assert set(caller_frames) == {"user_context"}
+
+async def test_caller_and_agent_audio_stop_where_the_default_chain_no_longer_uses_them(
+        world: LoopbackWorld) -> None:
+    audio_frames: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def count_audio(pipeline: CallPipeline) -> None:  # looks, changes nothing
+        for name in ("user_context", "llm", "transport_out", "assistant_context"):
+            async def seen(_: FrameProcessor, frame: Frame, *__: object, name: str = name) -> None:
+                if isinstance(frame, (InputAudioRawFrame, OutputAudioRawFrame)):
+                    audio_frames[(name, type(frame).__name__)] += 1
+            pipeline[name].add_event_handler("on_before_process_frame", seen)
+
+    await one_answered_line(world, count_audio)
+
+    assert audio_frames[("user_context", "InputAudioRawFrame")] > 50  # the caller's line
+    assert audio_frames[("transport_out", "TTSAudioRawFrame")] > 0  # the agent's reply
+    assert set(audio_frames) == {("user_context", "InputAudioRawFrame"),
+                                 ("transport_out", "TTSAudioRawFrame")}
+
+
+async def test_a_recorder_added_after_the_output_gets_the_caller_and_the_agent(
+        world: LoopbackWorld) -> None:
+    recorder = AudioCounter()
+    await one_answered_line(
+        world, lambda pipeline: pipeline.insert_after("transport_out", "recorder", recorder))
+
+    assert recorder.frames["caller"] > 50 and recorder.frames["agent"] > 50
 
 
 async def test_on_call_end_fires_once_with_both_roles(world: LoopbackWorld) -> None:
