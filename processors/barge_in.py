@@ -36,6 +36,10 @@ SUPPORTED_RATES_HZ = (8000, 16000)
 """Caller audio rates the guard's Silero VAD can score."""
 SPEECH_CONFIDENCE = 0.7
 """Silero's confidence that a 32 ms window is speech (Pipecat's VAD default)."""
+SPEECH_GOES_ON_CONFIDENCE = SPEECH_CONFIDENCE - 0.15
+"""Once a window scored speech, the windows after it go on counting down to this score: the
+hysteresis Silero's own ``get_speech_timestamps`` applies (threshold - 0.15). Without it one
+window dipping to ~0.6 mid-word started the count again, and the cut came ~300 ms late."""
 
 
 def barge_in_vad_params(min_speech_s: float = 0.25) -> VADParams:
@@ -216,9 +220,10 @@ class BargeInGuard(FrameProcessor):
     def _count_speech(self, audio: bytes, counted: bool) -> None:
         """Milliseconds of the caller's sound (``counted`` audio in a row) since its onset,
         up to the last window Silero scored speech; a window of the sound scored otherwise
-        starts the count again. The windows follow the stream from its start, as the user
-        aggregator's VAD cuts them, so a VAD shared with it scores each window once; a
-        window reaching back before the onset does not start the count again."""
+        starts the count again (once speech is counted, only a window under
+        ``SPEECH_GOES_ON_CONFIDENCE`` does). The windows follow the stream from its start,
+        as the user aggregator's VAD cuts them, so a VAD shared with it scores each window
+        once; a window reaching back before the onset does not start the count again."""
         self._window += audio
         if counted:
             self._sound_ms += len(audio) / 2 * 1000 / self._sample_rate_hz
@@ -230,7 +235,8 @@ class BargeInGuard(FrameProcessor):
             if not counted:
                 continue
             end_ms = self._sound_ms - len(self._window) / 2 * 1000 / self._sample_rate_hz
-            if self.vad.voice_confidence(window) >= SPEECH_CONFIDENCE:
+            needed = SPEECH_GOES_ON_CONFIDENCE if self._speech_ms > 0 else SPEECH_CONFIDENCE
+            if self.vad.voice_confidence(window) >= needed:
                 self._speech_ms = end_ms - self._speech_from_ms
             elif end_ms >= self._window_bytes / 2 * 1000 / self._sample_rate_hz:
                 self._speech_from_ms, self._speech_ms = end_ms, 0.0

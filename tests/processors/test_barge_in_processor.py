@@ -19,6 +19,7 @@ from patter.errors import PatterConfigError
 from patter.processors.barge_in import BargeInGuard
 from patter.testing.audio import silence, synthesize_speech, tone
 from patter.testing.harness import LoopbackWorld, wait_for
+from patter.testing.scenes import INTERRUPTION
 from patter.transports.playout import PlayoutLedger
 from patter.transports.twilio_speech import TwilioAgentSpeech
 
@@ -115,6 +116,22 @@ async def test_speech_over_the_agent_interrupts_it_once_it_has_lasted(pipeline: 
         await p.send(*caller_frames(speech[RATE * 2 // 10: RATE * 2 * 4 // 10]))
         await p.wait_for(lambda: p.down(InterruptionFrame) and p.up(InterruptionFrame))
     assert guard.interruptions == 1 and guard.pauses == 1
+
+
+async def test_one_window_scored_low_mid_word_does_not_start_the_count_again(
+        pipeline: Any) -> None:
+    # With the stream's 32 ms windows falling so, Silero scores one window of this line
+    # ~0.6 about 0.3 s in; counted from zero again there, the cut came 0.3 s late.
+    line = Line()
+    guard = BargeInGuard(line.speech, min_speech_s=0.25)
+    speech = echo_of(synthesize_speech(INTERRUPTION), 1.0)  # through mu-law, as heard
+    sent = caller_frames(silence(0.48) + speech, ms=40)
+    onset = next(i for i, f in enumerate(sent) if not is_silent(f))
+    async with pipeline([guard], audio_in_rate=RATE) as p:
+        await line.playing()
+        await p.send(*sent[: onset + 8])  # 320 ms of the caller's sound
+        await p.wait_for(lambda: p.down(InterruptionFrame))
+    assert guard.interruptions == 1
 
 
 async def test_speech_while_the_agent_is_silent_is_left_to_the_vad(pipeline: Any) -> None:
