@@ -60,7 +60,13 @@ logger.remove()
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import LINES, greeting_over, transcribe_any, turn_latency  # noqa: E402
+from _common import (  # noqa: E402
+    LINES,
+    greeting_over,
+    no_collector_pauses,
+    transcribe_any,
+    turn_latency,
+)
 from _load_figures import (  # noqa: E402
     BOT_NAMES,
     BOTS,
@@ -257,8 +263,9 @@ async def run_load(bot_name: str, calls: int, turns: int, vendor_latency: bool,
                         asyncio.create_task(watch_rss(bot, peak))]
             cpu_start, start = bot.cpu_s(), time.monotonic()
             requests_before = len(world.openai.chat_requests)
-            results = await asyncio.gather(
-                *(one_call(bot, turns, index * STAGGER_S) for index in range(calls)))
+            with no_collector_pauses():
+                results = await asyncio.gather(
+                    *(one_call(bot, turns, index * STAGGER_S) for index in range(calls)))
             wall_s = time.monotonic() - start
             await bot.idle(timeout_s=10)
             cpu_s = bot.cpu_s() - cpu_start
