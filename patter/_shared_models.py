@@ -95,6 +95,13 @@ def _load_smart_turn_session() -> ort.InferenceSession:
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = os.cpu_count() or 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The model is int8. On x86-64 CPUs without VNNI (AVX2-only servers such as AMD EPYC
+    # before Zen 4) ONNX Runtime's default u8*s8 kernels add products in saturating 16-bit
+    # lanes, and the verdict drifts: "So I was thinking that" scored 0.86 (finished) there
+    # against 0.03 for the model's own arithmetic. This option makes ONNX Runtime use its
+    # u8*u8 kernels on such CPUs (0.04; ~7 % more CPU per inference here, ~20 ms); it
+    # leaves VNNI and ARM CPUs alone.
+    options.add_session_config_entry("session.x64quantprecision", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=options)
 

@@ -18,10 +18,10 @@ UNFINISHED = "So I was thinking that"
 """What the (fake) STT hears of the caller's first words."""
 UNFINISHED_SOUNDING = ("So I was thinking that", "So what I wanted to ask is",
                        "I would like to", "And the reason I am calling is")
-"""Lines for the caller to say as those first words: smart-turn's verdict on espeak-ng's
-voice differs from machine to machine (seen: "So I was thinking that" unfinished at p ~0.01
-on one, finished at p ~0.85 on an AMD EPYC), so the test says the first that smart-turn
-judges unfinished here."""
+"""Lines for the caller to say as those first words. Smart-turn's int8 arithmetic is not
+identical on every CPU (x86-64 with or without VNNI, ARM; "So I was thinking that" scored
+0.86, finished, on an AVX2-only AMD EPYC before Patter chose exact int8 kernels there), so
+the test says the first that smart-turn judges unfinished on the machine it runs on."""
 REST = "we could book a table for two."
 SPECULATIVE = "For how many people?"
 
