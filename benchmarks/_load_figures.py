@@ -167,6 +167,23 @@ def within_ceiling(result: LoadResult, single: LoadResult) -> bool:
             and result.latency_median_ms <= CEILING_LATENCY_FACTOR * single.latency_median_ms)
 
 
+def round_orders(rounds: int, bots: Sequence[str]) -> list[list[str]]:
+    """The bots' order in each of ``rounds`` repeated runs: alternating (A B, B A, A B, ...),
+    so that a machine slowing or speeding up through the rounds favours neither bot."""
+    return [list(bots) if index % 2 == 0 else list(reversed(bots)) for index in range(rounds)]
+
+
+def median_round(rounds: Sequence[dict[str, LoadResult]], key: str = "cpu_s_per_call"
+                 ) -> dict[str, LoadResult]:
+    """Of repeated runs of both bots, the one whose Patter / plain Pipecat ratio of ``key``
+    is the median (the lower middle one for an even count): a real run, not a blend."""
+    def run_ratio(pair: dict[str, LoadResult]) -> float:
+        return pair["patter"].figures()[key] / pair["pipecat"].figures()[key]
+
+    ordered = sorted(rounds, key=run_ratio)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 # -- reporting ----------------------------------------------------------------------------------
 
 ROWS = (
@@ -232,3 +249,19 @@ def soak_table(soaks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+COST_ROWS = (("CPU per call (% of a core)", "cpu_pct_per_call"),
+             ("CPU seconds per call", "cpu_s_per_call"),
+             ("end of speech -> answer heard, median (ms)", "latency_median_ms"))
+
+
+def rounds_table(rounds: Sequence[dict[str, LoadResult]]) -> str:
+    """Patter / plain Pipecat ratios of the cost rows in each repeated run, and their median."""
+    lines = ["| ratio, Patter / plain Pipecat | " + " | ".join(
+                 f"run {index + 1}" for index in range(len(rounds))) + " | median |",
+             "|---" * (len(rounds) + 2) + "|"]
+    for label, key in COST_ROWS:
+        ratios = [pair["patter"].figures()[key] / pair["pipecat"].figures()[key]
+                  for pair in rounds]
+        lines.append(f"| {label} | " + " | ".join(f"{r:.2f}" for r in ratios)
+                     + f" | {statistics.median(ratios):.2f} |")
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Load: N concurrent simulated calls in real time, Patter vs a plain Pipecat bot, in one run.
 
 Run: ``.venv/bin/python -P benchmarks/load.py [--calls 1,3,10] [--turns 3] [--vendor-latency]
-[--speculative-replies] [--ceiling] [--soak 200] [--json results.json]``
+[--speculative-replies] [--repeat 3] [--ceiling] [--soak 200] [--json results.json]``
 
 Each bot runs alone in its own child process (``_bot_process.py``), a fresh one per bot and
 per N, so that the process's CPU time and resident memory (read from ``/proc``) are the
@@ -29,6 +29,11 @@ Per N and per bot:
 * LLM requests: chat completions the fake OpenAI received during the calls, and in brackets
   those beyond one per answered turn: with ``--speculative-replies`` (Patter's agent with
   ``speculative_replies=True``), speculative answers withdrawn unheard (their cost).
+
+``--repeat K`` runs both bots K times for each N > 1, alternating which goes first (A B, B A,
+...), and shows the run whose ratio of CPU seconds is the median, then every run's ratios of
+CPU and reply latency: on a shared machine whose pace drifts, one pair of runs does not
+settle a ratio to ±0.05 (see docs/performance.md, "Session 10").
 
 ``--ceiling`` then raises N until a bot fails one of: pacing p99 < 20 ms, no dead air, no
 failed call, median reply latency within 1.2x of its single-call figure. ``--soak N`` places
@@ -74,7 +79,10 @@ from _load_figures import (  # noqa: E402
     LoadResult,
     aggregate,
     load_table,
+    median_round,
     pacing_lateness_ms,
+    round_orders,
+    rounds_table,
     soak_table,
     within_ceiling,
 )
@@ -332,12 +340,20 @@ async def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}\nload: {args.turns} turns per call, {vendors}{speculative}\n",
           flush=True)
     loads: dict[int, dict[str, LoadResult]] = {}
+    rounds: dict[int, list[dict[str, LoadResult]]] = {}
     for calls in counts:
-        for bot in bots:
-            loads.setdefault(calls, {})[bot] = await run_load(
-                bot, calls, args.turns, args.vendor_latency, args.speculative_replies)
-        print(load_table(loads[calls], f"{calls} concurrent call(s), {vendors}") + "\n",
-              flush=True)
+        repeats = args.repeat if calls > 1 and len(bots) == 2 else 1
+        for order in round_orders(repeats, bots):
+            pair = {bot: await run_load(bot, calls, args.turns, args.vendor_latency,
+                                        args.speculative_replies) for bot in order}
+            rounds.setdefault(calls, []).append(pair)
+        loads[calls] = median_round(rounds[calls]) if repeats > 1 else rounds[calls][0]
+        title = f"{calls} concurrent call(s), {vendors}"
+        if repeats > 1:
+            title += f"; of {repeats} runs, the one with the median ratio of CPU seconds"
+        print(load_table(loads[calls], title) + "\n", flush=True)
+        if repeats > 1:
+            print(rounds_table(rounds[calls]) + "\n", flush=True)
     ceilings: dict[str, int] = {}
     if args.ceiling:
         for bot in bots:
@@ -366,6 +382,8 @@ async def main(args: argparse.Namespace) -> None:
             "speculative_replies": args.speculative_replies,
             "loads": [{**asdict(r), "figures": r.figures()}
                       for pair in loads.values() for r in pair.values()],
+            "rounds": {calls: [{bot: r.figures() for bot, r in pair.items()} for pair in runs]
+                       for calls, runs in rounds.items()},
             "ceilings": ceilings, "soaks": soaks,
         }, indent=1, default=str))
 
@@ -379,6 +397,9 @@ def parser() -> argparse.ArgumentParser:
                      help="STT 150 ms, LLM first token 300 ms, TTS first byte 200 ms")
     cli.add_argument("--speculative-replies", action="store_true",
                      help="Patter's agent with speculative_replies=True")
+    cli.add_argument("--repeat", type=int, default=1, metavar="K",
+                     help="run both bots K times per N > 1, in alternating order, and show "
+                          "the run with the median CPU ratio and every run's ratios")
     cli.add_argument("--ceiling", action="store_true", help="raise N until a bot fails")
     cli.add_argument("--soak", type=int, default=0, metavar="N",
                      help="then N short calls one after another")

@@ -27,7 +27,8 @@ SKIP = {"run_all.py", "pipecat_baseline.py"}
 LOAD_JSON = RESULTS / "load.json"
 LOAD_LATENCY_JSON = RESULTS / "load-vendor-latency.json"
 RUNS: dict[str, list[list[str]]] = {
-    "load.py": [["--calls", "1,3,10", "--ceiling", "--soak", "200", "--json", str(LOAD_JSON)],
+    "load.py": [["--calls", "1,3,10", "--repeat", "3", "--ceiling", "--soak", "200",
+                 "--json", str(LOAD_JSON)],
                 ["--calls", "1,6", "--vendor-latency", "--json", str(LOAD_LATENCY_JSON)]],
     "barge_in.py": [["--calls", "2"]],
     "barge_in_timeline.py": [["--png", str(RESULTS / "barge_in_timeline.png")]],
@@ -79,8 +80,12 @@ def headline(data: dict[str, Any], vendor_latency: dict[str, Any] | None = None)
     pair = _pair(data, HEADLINE_CALLS)
     if len(pair) < 2:
         return ""
+    repeats = len((data.get("rounds") or {}).get(str(HEADLINE_CALLS), []))
+    of_runs = (f" (of {repeats} runs of each bot, the run with the median ratio of CPU seconds; "
+               "every run's ratios in results/latest.md)") if repeats > 1 else ""
     lines = [f"{HEADLINE_CALLS} concurrent calls against the loopback fakes (instant vendors), "
-             f"{data['machine']['cores']} cores, pipecat {data['machine']['pipecat']}:", "",
+             f"{data['machine']['cores']} cores, pipecat {data['machine']['pipecat']}{of_runs}:",
+             "",
              f"| | {BOT_NAMES['patter']} | {BOT_NAMES['pipecat']} | ratio |",
              "|---|---|---|---|"]
     rows = [(label, pair, key, fmt) for label, key, fmt in HEADLINE]

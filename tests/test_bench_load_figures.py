@@ -9,10 +9,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from _load_figures import (  # noqa: E402
     CallResult,
+    LoadResult,
     aggregate,
     load_table,
+    median_round,
     pacing_lateness_ms,
     percentile,
+    round_orders,
+    rounds_table,
     within_ceiling,
 )
 
@@ -68,3 +72,20 @@ def test_pooled_figures_ratios_and_ceiling() -> None:
     table = load_table({"patter": result, "pipecat": baseline}, "2 calls")
     assert "| CPU seconds per call | 1.50 | 6.00 | 0.25 |" in table
     assert "| dead air (turns > 3 s silent) | 1 | 0 |  |" in table
+
+
+def test_repeated_runs_alternate_the_order_and_the_median_run_is_shown() -> None:
+    assert round_orders(3, ["patter", "pipecat"]) == [
+        ["patter", "pipecat"], ["pipecat", "patter"], ["patter", "pipecat"]]
+
+    def run(patter_cpu_s: float) -> dict[str, LoadResult]:
+        def result(bot: str, cpu_s: float) -> LoadResult:
+            return aggregate(bot, [CallResult(latencies_ms=[500])], cpu_s=cpu_s, wall_s=10,
+                             rss_before_mb=0, rss_warm_mb=0, rss_peak_mb=0, lag_ms=[])
+        return {"patter": result("patter", patter_cpu_s), "pipecat": result("pipecat", 2.0)}
+
+    rounds = [run(1.2), run(0.8), run(1.0)]
+    assert median_round(rounds) is rounds[2]
+    table = rounds_table(rounds)
+    assert "| CPU seconds per call | 0.60 | 0.40 | 0.50 | 0.50 |" in table
+    assert "| end of speech -> answer heard, median (ms) | 1.00 | 1.00 | 1.00 | 1.00 |" in table
