@@ -81,11 +81,14 @@ def _load_silero_session() -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"], sess_options=options)
 
 
+def smart_turn_model_path() -> str:
+    """The smart-turn ONNX model Pipecat ships, on disk."""
+    return str(resources.files("pipecat.audio.turn.smart_turn.data").joinpath(
+        "smart-turn-v3.2-cpu.onnx"))
+
+
 @functools.cache
 def _load_smart_turn_session() -> ort.InferenceSession:
-    path = resources.files("pipecat.audio.turn.smart_turn.data").joinpath(
-        "smart-turn-v3.2-cpu.onnx"
-    )
     # The end-of-turn decision is on the reply's critical path: every core, as Pipecat does.
     # The threads sleep between operators rather than spin: on 2 cores with the other one
     # busy (live calls), spinning cost ~430 ms of CPU per inference against ~350 ms and was
@@ -103,7 +106,7 @@ def _load_smart_turn_session() -> ort.InferenceSession:
     # leaves VNNI and ARM CPUs alone.
     options.add_session_config_entry("session.x64quantprecision", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=options)
+    return ort.InferenceSession(smart_turn_model_path(), sess_options=options)
 
 
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):

@@ -3,8 +3,6 @@ and smart-turn's verdicts without idle BLAS threads spinning after each."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -12,7 +10,11 @@ from pipecat.audio.turn.smart_turn import local_smart_turn_v3
 from threadpoolctl import threadpool_info
 
 from patter._pipecat import SileroVADAnalyzer, VADAnalyzer
-from patter._shared_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
+from patter._shared_models import (
+    SharedSileroVADAnalyzer,
+    SharedSmartTurnAnalyzer,
+    smart_turn_model_path,
+)
 from patter.processors.barge_in import barge_in_vad_params
 from patter.testing.audio import synthesize_speech
 
@@ -145,11 +147,9 @@ def test_smart_turn_scores_a_line_as_the_models_own_arithmetic_does(line: str) -
     # the model defines it. ONNX Runtime's default int8 kernels saturate on x86-64 CPUs
     # without VNNI: on an AMD EPYC these lines scored 0.86 and 0.54 (finished) against the
     # reference's 0.03 and 0.13.
-    path = resources.files("pipecat.audio.turn.smart_turn.data").joinpath(
-        "smart-turn-v3.2-cpu.onnx")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    reference = ort.InferenceSession(str(path), sess_options=options)
+    reference = ort.InferenceSession(smart_turn_model_path(), sess_options=options)
     analyzer = SharedSmartTurnAnalyzer()
     analyzer.set_sample_rate(8000)
     speech = np.frombuffer(synthesize_speech(line), np.int16).astype(np.float32) / 32768
