@@ -34,6 +34,10 @@ from patter._pipecat import (
     VADParams,
     VADState,
 )
+from patter._thread_priority import (
+    lower_current_thread_priority,
+    native_threads_at_background_priority,
+)
 
 # One lock per session: asked for while another thread loads it, a session is waited for
 # (loaded once); the VAD on the event loop never waits for smart-turn's longer load.
@@ -64,7 +68,8 @@ def _smart_turn_session() -> ort.InferenceSession:
 
 @functools.cache
 def _smart_turn_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="patter-smart-turn")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="patter-smart-turn",
+                              initializer=lower_current_thread_priority)
 
 
 @functools.cache
@@ -106,7 +111,10 @@ def _load_smart_turn_session() -> ort.InferenceSession:
     # leaves VNNI and ARM CPUs alone.
     options.add_session_config_entry("session.x64quantprecision", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(smart_turn_model_path(), sess_options=options)
+    # Its worker threads (and the smart-turn thread that runs it) yield to the event loop:
+    # live calls' audio is paced on time while a turn is being judged.
+    with native_threads_at_background_priority():
+        return ort.InferenceSession(smart_turn_model_path(), sess_options=options)
 
 
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
@@ -184,6 +192,8 @@ class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
     thread per call: an inference already uses every core, and each one running at the
     same time holds its own ~20 MB of working memory in the runtime's arena (kept once
     grown). Turns ending in the same instant wait for one another (~60 ms each here).
+    That thread and the runtime's own workers run at a lower priority than the event loop
+    (``patter._thread_priority``), so an inference never delays the calls' audio.
     """
 
     def __init__(self, **kwargs: Any) -> None:
