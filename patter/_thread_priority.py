@@ -28,6 +28,8 @@ NICE_INCREMENT = 10
 gives it about a tenth of a core the loop wants, and every core the loop leaves idle."""
 
 MAX_NICE = 19
+"""The lowest priority Linux has: a thread already near it goes no further."""
+
 _TASKS = "/proc/self/task"
 
 
