@@ -10,6 +10,7 @@ import uvicorn
 
 from patter._log import get_logger
 from patter._server import PatterServer
+from patter._websocket_protocol import BatchedReadsWebSocketProtocol
 from patter.errors import PatterConfigError
 
 logger = get_logger(__name__)
@@ -40,7 +41,7 @@ class ServerRunner:
         self._uv = _Uvicorn(
             uvicorn.Config(
                 server.app, host=host, port=port, log_level="warning", lifespan="off",
-                ws_max_size=server.config.max_message_bytes,
+                ws=BatchedReadsWebSocketProtocol, ws_max_size=server.config.max_message_bytes,
                 timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
             )
         )

@@ -144,3 +144,18 @@ class TwilioMediaInput(BaseInputTransport):
         await self.push_audio_frame(
             InputAudioRawFrame(audio=pcm, sample_rate=PHONE_RATE_HZ, num_channels=1)
         )
+
+    async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
+        """Push caller audio on from the receive task, in the socket's order.
+
+        Pipecat's input transport queues each frame for a task of its own, which waits for
+        it with a timeout: a queue hop, a timer and a task switch per frame, 25 times a
+        second all through a call, for a hand-over this transport does not need (the socket
+        is already read by a task of its own). Pushed here, a key press also stays after the
+        caller audio that came before it. With an ``audio_in_filter``, Pipecat's path.
+        """
+        params = self._params
+        if params.audio_in_filter is not None:
+            await super().push_audio_frame(frame)
+        elif params.audio_in_enabled and params.audio_in_passthrough and not self._paused:
+            await self.push_frame(frame)
