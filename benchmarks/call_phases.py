@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -39,11 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import greeting_over  # noqa: E402
 from _load_figures import BOT_NAMES, BOTS  # noqa: E402
-from load import LOAD_LINES, REPLY_TIMEOUT_S, BotProcess, prepare  # noqa: E402
+from load import LOAD_LINES, REPLY_TIMEOUT_S, BotProcess, cpu_seconds, prepare  # noqa: E402
 
 from patter.testing.harness import LoopbackWorld  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PHASES = ("greeting", "silence", "caller speaks", "waiting for the answer", "answer plays",
           "hang-up")
 
@@ -57,14 +55,9 @@ class PhaseCost:
     other_cpu_s: float = 0.0
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
+def loop_and_process_cpu(pid: int) -> tuple[float, float]:
     """(the main thread's, the whole process's) user + system CPU seconds so far."""
-
-    def read(stat: Path) -> float:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-    return read(Path(f"/proc/{pid}/task/{pid}/stat")), read(Path(f"/proc/{pid}/stat"))
+    return cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")), cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 class PhaseClock:
@@ -74,11 +67,11 @@ class PhaseClock:
         self.pid = pid
         self.costs = {phase: PhaseCost() for phase in PHASES}
         self._since = time.monotonic()
-        self._cpu = cpu_seconds(pid)
+        self._cpu = loop_and_process_cpu(pid)
 
     def ended(self, phase: str) -> None:
         """``phase`` ends now."""
-        now, cpu = time.monotonic(), cpu_seconds(self.pid)
+        now, cpu = time.monotonic(), loop_and_process_cpu(self.pid)
         cost = self.costs[phase]
         cost.wall_s += now - self._since
         cost.loop_cpu_s += cpu[0] - self._cpu[0]

@@ -103,6 +103,14 @@ VENDOR_LATENCY = {"transcribe_delay_s": 0.15, "chat_delay_s": 0.3, "tts_delay_s"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds so far from a ``/proc`` stat file: ``/proc/PID/stat`` for
+    a process (all its threads, ended ones included), ``/proc/PID/task/TID/stat`` for one
+    thread."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 # -- the bot's process --------------------------------------------------------------------------
 
 class BotProcess:
@@ -161,8 +169,7 @@ class BotProcess:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the process (all its threads) so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(Path(f"/proc/{self.pid}/stat"))
 
     def _status(self, name: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
