@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -15,7 +13,7 @@ from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from patter._websocket_protocol import MAX_QUEUED_MESSAGES, BatchedReadsWebSocketProtocol
-from patter.testing.harness import free_port
+from patter.testing._server import LoopbackServer
 
 
 class SlowReader:
@@ -34,38 +32,20 @@ class SlowReader:
                 self.received.append(await websocket.receive_text())
 
 
-@contextlib.asynccontextmanager
-async def serving(protocol: type[WebSocketsSansIOProtocol],
-                  endpoint: SlowReader) -> AsyncIterator[uvicorn.Server]:
-    port = free_port()
-    app = Starlette(routes=[WebSocketRoute("/ws", endpoint.endpoint)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, ws=protocol,
-                                           log_level="warning", lifespan="off"))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def queued_after_sending(protocol: type[WebSocketsSansIOProtocol], messages: int
                                ) -> tuple[int, bool, SlowReader]:
     """Send ``messages`` one by one to an app that is not reading; what the server then
     holds for it (queued messages, whether it stopped reading), and the endpoint once it has
     read them all."""
     endpoint = SlowReader()
-    async with serving(protocol, endpoint) as server:
-        port = server.config.port
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as client:
+    app = Starlette(routes=[WebSocketRoute("/ws", endpoint.endpoint)])
+    async with LoopbackServer(app, ws_protocol=protocol) as server:
+        async with websockets.connect(f"{server.ws_url}/ws") as client:
             for index in range(messages):
                 await client.send(json.dumps({"event": "media", "index": index}))
                 await asyncio.sleep(0.005)  # one read each, as a stream's 20 ms messages come
             await asyncio.sleep(0.3)
-            (connection,) = server.server_state.connections
+            (connection,) = server.connections
             assert isinstance(connection, WebSocketsSansIOProtocol)
             held = (connection.queue.qsize(), connection.read_paused)
             endpoint.read.set()

@@ -25,10 +25,18 @@ class LoopbackServer(AsyncStartClose):
             print(server.url)  # "http://127.0.0.1:54321"
     """
 
-    def __init__(self, app: Any, *, port: int = 0, ws_max_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int = 0,
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_protocol: type[asyncio.Protocol] | str = "auto",
+    ) -> None:
         self._app = app
         self._requested_port = port
         self._ws_max_size = ws_max_size
+        self._ws_protocol = ws_protocol
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -42,6 +50,11 @@ class LoopbackServer(AsyncStartClose):
     def ws_url(self) -> str:
         """Base WebSocket URL of the running server, without a trailing slash."""
         return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> set[asyncio.Protocol]:
+        """The open connections, as uvicorn's protocol objects (for tests that look inside)."""
+        return set(self._server.server_state.connections) if self._server else set()
 
     async def start(self) -> None:
         """Bind the socket and start serving; returns once the server accepts connections."""
@@ -57,6 +70,7 @@ class LoopbackServer(AsyncStartClose):
             log_level="warning",
             lifespan="off",
             ws_max_size=self._ws_max_size,
+            ws=self._ws_protocol,
             timeout_keep_alive=KEEP_ALIVE_S,
         )
         self._server = uvicorn.Server(config)
