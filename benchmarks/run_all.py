@@ -23,7 +23,8 @@ from _load_figures import BOT_NAMES, ratio  # noqa: E402
 
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
-SKIP = {"run_all.py", "pipecat_baseline.py"}
+SKIP = {"run_all.py", "pipecat_baseline.py", "profile_shares.py"}
+"""Scripts that are not benchmarks: this one, the plain bot, and the reader of py-spy profiles."""
 LOAD_JSON = RESULTS / "load.json"
 LOAD_LATENCY_JSON = RESULTS / "load-vendor-latency.json"
 RUNS: dict[str, list[list[str]]] = {
