@@ -23,6 +23,9 @@ class LoopbackServer(AsyncStartClose):
 
         async with LoopbackServer(app) as server:
             print(server.url)  # "http://127.0.0.1:54321"
+
+    ``ws_protocol`` is uvicorn's ``ws`` setting: a protocol name, ``"auto"`` (uvicorn's
+    choice), or a protocol class such as ``patter._websocket_protocol``'s.
     """
 
     def __init__(
